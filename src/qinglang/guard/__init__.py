@@ -1,0 +1,74 @@
+"""Decisions the platform asks for at the moment of action: contact, exposure, collection,
+spending and playtime. Pure functions over profiles and relationships; no I/O."""
+
+from qinglang.guard.calendar import CalendarRangeError, DayKind, day_kind
+from qinglang.guard.collection import CATEGORIES, ConsentState, UnknownCategory, collection_decision
+from qinglang.guard.contact import STRANGERS, Relation, UnknownAction, contact_decision
+from qinglang.guard.decision import ALLOW, Decision, Outcome, Reason, decide
+from qinglang.guard.exposure import (
+    ATTRIBUTES,
+    SURFACES,
+    ExposureIndex,
+    ItemFlags,
+    UnknownSurface,
+    Viewer,
+    account_decision,
+    attribute_decision,
+    audience_level,
+    exposure_decision,
+    explain_filtered,
+    filter_candidates,
+)
+from qinglang.guard.playtime import KINDS, BadPlaytimeRequest, playtime_decision
+from qinglang.guard.profile import (
+    CONTACT_ACTIONS,
+    Feature,
+    Profile,
+    SettingsError,
+    apply_settings,
+    build_profile,
+)
+from qinglang.guard.spending import PURPOSES, BadAmount, spending_decision
+
+__all__ = [
+    "ALLOW",
+    "ATTRIBUTES",
+    "CATEGORIES",
+    "CONTACT_ACTIONS",
+    "KINDS",
+    "PURPOSES",
+    "STRANGERS",
+    "SURFACES",
+    "BadAmount",
+    "BadPlaytimeRequest",
+    "CalendarRangeError",
+    "ConsentState",
+    "DayKind",
+    "Decision",
+    "ExposureIndex",
+    "Feature",
+    "ItemFlags",
+    "Outcome",
+    "Profile",
+    "Reason",
+    "Relation",
+    "SettingsError",
+    "UnknownAction",
+    "UnknownCategory",
+    "UnknownSurface",
+    "Viewer",
+    "account_decision",
+    "apply_settings",
+    "attribute_decision",
+    "audience_level",
+    "build_profile",
+    "collection_decision",
+    "contact_decision",
+    "day_kind",
+    "decide",
+    "exposure_decision",
+    "explain_filtered",
+    "filter_candidates",
+    "playtime_decision",
+    "spending_decision",
+]

@@ -1,0 +1,70 @@
+"""Collection decisions: may personal-information category C be collected from an account for purpose P.
+
+Consent state is an input here; the consent ledger that proves it is its own package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qinglang.guard.decision import ALLOW, Decision, decide
+from qinglang.guard.profile import Profile
+
+CATEGORIES = (
+    "location",
+    "face",
+    "biometric",
+    "contacts",
+    "voice",
+    "identity_number",
+    "financial",
+    "health",
+    "browsing",
+    "other",
+)
+
+
+class UnknownCategory(ValueError):
+    """A personal-information category the guard does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """Consents on record for this category and purpose."""
+
+    guardian: bool = False
+    """The guardian consented (needed under the child age)."""
+    separate: bool = False
+    """Separate consent (单独同意) was given for this sensitive category: by the person, or by the
+    guardian for a child."""
+
+
+NO_CONSENT = ConsentState()
+
+
+def collection_decision(
+    profile: Profile, category: str, purpose: str, consent: ConsentState = NO_CONSENT
+) -> Decision:
+    """May `category` be collected from this account for `purpose`, given the consents on record."""
+    if category not in CATEGORIES:
+        raise UnknownCategory(
+            f"unknown category {category!r}; expected one of {', '.join(CATEGORIES)}"
+        )
+    rules = profile.rules
+    forbidden = rules.get("collection.forbidden_purposes")
+    if forbidden is not None and isinstance(forbidden.value, list) and purpose in forbidden.value:
+        return decide("deny", forbidden)
+    sens = rules.get("collection.sensitive_categories")
+    sensitive = sens is not None and isinstance(sens.value, list) and category in sens.value
+    sep = rules.get("collection.separate_consent_required")
+    missing = []
+    guardian = rules.get("collection.guardian_consent_required")
+    if guardian is not None and guardian.value is True:
+        if not consent.guardian:
+            missing.append(guardian)
+        if sensitive and sep is not None and sep.value is True and not consent.separate:
+            missing.append(sep)
+        return decide("needs_guardian", *missing) if missing else ALLOW
+    if sensitive and sep is not None and sep.value is True and not consent.separate:
+        return decide("deny", sep, limits={"needs": "separate_consent"})
+    return ALLOW
