@@ -7,10 +7,10 @@ her videos flagged as showing her are not recommended to him; her guardian-appro
 from __future__ import annotations
 
 from qinglang.guard import (
+    ExposureIndex,
     Outcome,
     Relation,
     Viewer,
-    ExposureIndex,
     attribute_decision,
     contact_decision,
     exposure_decision,

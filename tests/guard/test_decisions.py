@@ -23,8 +23,8 @@ from qinglang.guard import (
     account_decision,
     collection_decision,
     contact_decision,
-    exposure_decision,
     explain_filtered,
+    exposure_decision,
     filter_candidates,
     spending_decision,
 )
@@ -69,8 +69,9 @@ def test_minor_can_stop_messages_from_strangers(person: MakeProfile) -> None:
 
 
 def test_unknown_action(person: MakeProfile) -> None:
-    with pytest.raises(UnknownAction, match="poke"):
-        contact_decision("poke", person("a", 30), person("b", 10), Relation())
+    for rel in (Relation(), Relation(mutual=True), Relation(blocked=True)):
+        with pytest.raises(UnknownAction, match="poke"):
+            contact_decision("poke", person("a", 30), person("b", 10), rel)
 
 
 def test_guardian_cannot_loosen_a_floor(person: MakeProfile) -> None:

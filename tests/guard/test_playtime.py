@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import chinese_calendar
 import pytest
@@ -54,7 +54,7 @@ def test_ordinary_thursday_blocked_with_next_window(person: MakeProfile) -> None
 
 def test_instant_is_read_in_shanghai(person: MakeProfile) -> None:
     # 12:30 UTC is 20:30 in Shanghai on the Friday.
-    utc = datetime(2026, 10, 9, 12, 30, tzinfo=timezone.utc)
+    utc = datetime(2026, 10, 9, 12, 30, tzinfo=UTC)
     assert playtime_decision(person("kid", 12), "game", utc, 0).allowed
 
 

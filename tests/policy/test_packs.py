@@ -1,4 +1,4 @@
-"""The cn pack holds every Chinese threshold of RULES.md, validated; overlays only tighten floors."""
+"""The cn pack holds every Chinese threshold of RULES.md; overlays only tighten floors."""
 
 from __future__ import annotations
 

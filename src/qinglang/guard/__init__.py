@@ -15,8 +15,8 @@ from qinglang.guard.exposure import (
     account_decision,
     attribute_decision,
     audience_level,
-    exposure_decision,
     explain_filtered,
+    exposure_decision,
     filter_candidates,
 )
 from qinglang.guard.playtime import KINDS, BadPlaytimeRequest, playtime_decision
@@ -66,8 +66,8 @@ __all__ = [
     "contact_decision",
     "day_kind",
     "decide",
-    "exposure_decision",
     "explain_filtered",
+    "exposure_decision",
     "filter_candidates",
     "playtime_decision",
     "spending_decision",

@@ -1,4 +1,4 @@
-"""Collection decisions: may personal-information category C be collected from an account for purpose P.
+"""Collection decisions: may a category of personal information be collected for a purpose.
 
 Consent state is an input here; the consent ledger that proves it is its own package.
 """

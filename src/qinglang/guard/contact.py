@@ -1,4 +1,5 @@
-"""Contact decisions: may one account follow, message, comment on, mention, befriend or tip another."""
+"""Contact decisions: may one account follow, message, comment on, mention, befriend or tip
+another."""
 
 from __future__ import annotations
 
@@ -33,15 +34,15 @@ def contact_decision(
     action: str, sender: Profile, recipient: Profile, relation: Relation
 ) -> Decision:
     """May `sender` take `action` towards `recipient`, given how they are related."""
+    stranger = recipient.stranger_contact.get(action)
+    if stranger is None:
+        raise UnknownAction(
+            f"unknown contact action {action!r}; expected one of {', '.join(CONTACT_ACTIONS)}"
+        )
     if relation.blocked:
         return recipient.blocked_contact
     if action == "gift" and not sender.gift_sending.allowed:
         return sender.gift_sending
     if relation.mutual or relation.approved_contact or relation.guardian:
         return ALLOW
-    try:
-        return recipient.stranger_contact[action]
-    except KeyError:
-        raise UnknownAction(
-            f"unknown contact action {action!r}; expected one of {', '.join(CONTACT_ACTIONS)}"
-        ) from None
+    return stranger

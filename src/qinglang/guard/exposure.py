@@ -74,10 +74,25 @@ class ExposureIndex:
     policy: Policy
     flags: dict[str, ItemFlags] = field(default_factory=dict)
 
+    @staticmethod
+    def default_minor_pi_level(owner: Profile) -> int:
+        """Audience of content showing a minor when the guardian consented to nothing wider.
+
+        The owner's own (guardian-tightened) value when the owner is the minor; the pack's
+        value for minors when an adult posts content showing a minor.
+        """
+        if owner.is_minor:
+            return owner.audiences["minor_pi"]
+        rule = owner.policy.require("exposure.minor_pi_audience", 0)
+        return AUDIENCES.index(str(rule.value))
+
     def flag_minor_pi(self, item_id: str, owner: Profile, consented_audience: str | None) -> None:
         """Record that an item shows a minor's personal information, with the consented audience."""
-        default = owner.audiences["minor_pi"]
-        level = default if consented_audience is None else audience_level(consented_audience)
+        level = (
+            self.default_minor_pi_level(owner)
+            if consented_audience is None
+            else audience_level(consented_audience)
+        )
         old = self.flags.get(item_id, ItemFlags(owner.account_id))
         self.flags[item_id] = ItemFlags(
             owner.account_id, level, old.unsuitable_below, old.commercial

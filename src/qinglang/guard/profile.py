@@ -187,7 +187,7 @@ def build_profile(
     at: datetime,
     settings: Mapping[str, RuleValue] | None = None,
 ) -> Profile:
-    """Build the protection profile of an account at an instant (age is computed in the pack's zone)."""
+    """Build an account's protection profile at an instant (age counted in the pack's zone)."""
     counting = policy.rule("age.counting", None)
     day_after = counting is not None and counting.value == "day_after_birthday"
     age = (

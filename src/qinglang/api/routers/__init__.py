@@ -1,0 +1,1 @@
+"""One router per room: platforms, accounts, graph (relationships and content), decisions."""

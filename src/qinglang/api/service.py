@@ -1,0 +1,197 @@
+"""The shell between HTTP and the core: sessions, platform policy, profiles from stored accounts.
+
+Holds no rules of its own: it loads rows, builds core values (profiles, relations, flags) and
+calls `qinglang.guard`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from qinglang.api.problems import Problem, field_problem
+from qinglang.guard import (
+    Decision,
+    ExposureIndex,
+    ItemFlags,
+    Profile,
+    Relation,
+    SettingsError,
+    build_profile,
+)
+from qinglang.guard.exposure import audience_level
+from qinglang.policy import Policy, PolicyError, load_policy
+from qinglang.store import make_engine, repo, session_factory, transaction, upgrade
+from qinglang.store.crypto import KeyRing, keyring_of
+from qinglang.store.models import Account, ContentFlag, Platform
+
+PROFILE_CACHE_SIZE = 50_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the service is configured (from the CLI or the environment)."""
+
+    db_url: str = "sqlite:///./qinglang.db"
+    admin_token: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read QINGLANG_DB_URL and QINGLANG_ADMIN_TOKEN."""
+        return cls(
+            db_url=os.environ.get("QINGLANG_DB_URL", cls.db_url),
+            admin_token=os.environ.get("QINGLANG_ADMIN_TOKEN") or None,
+        )
+
+
+class Service:
+    """One per process: engine, session factory, data key, caches of policies and profiles."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.db_url)
+        upgrade(self.engine)
+        self.sessions = session_factory(self.engine)
+        keys = keyring_of(self.engine)
+        if keys is None:
+            raise RuntimeError("no data key: set QINGLANG_DATA_KEY (base64 of 32 bytes)")
+        self.keys: KeyRing = keys
+        self._policies: dict[tuple[int, str, str | None], Policy] = {}
+        self._profiles: OrderedDict[tuple[Any, ...], Profile] = OrderedDict()
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """A transaction: commit on success, roll back on any exception."""
+        with transaction(self.sessions) as session:
+            yield session
+
+    def policy_for(self, platform: Platform) -> Policy:
+        """The platform's pack tightened by its overlay (cached; a changed overlay is a new key)."""
+        key = (platform.id, platform.jurisdiction, platform.policy_overlay)
+        policy = self._policies.get(key)
+        if policy is None:
+            try:
+                policy = load_policy(platform.jurisdiction, platform.policy_overlay)
+            except PolicyError as exc:
+                raise field_problem(
+                    409, "policy_overlay", str(exc), "Invalid platform policy"
+                ) from None
+            self._policies[key] = policy
+        return policy
+
+    def profile(
+        self,
+        platform: Platform,
+        account: Account,
+        at: datetime | None = None,
+        bad_settings: int = 409,
+    ) -> Profile:
+        """The account's protection profile now (cached per account version and local day)."""
+        policy = self.policy_for(platform)
+        now = at or datetime.now(UTC)
+        key = (account.id, account.updated_at, now.astimezone(policy.tz).date(), id(policy))
+        prof = self._profiles.get(key)
+        if prof is not None:
+            self._profiles.move_to_end(key)
+            return prof
+        try:
+            prof = build_profile(
+                policy,
+                account.external_id,
+                account.birth_date,
+                account.age_source,
+                now,
+                account.settings or {},
+            )
+        except SettingsError as exc:
+            raise field_problem(bad_settings, f"settings.{exc.setting}", str(exc)) from None
+        self._profiles[key] = prof
+        if len(self._profiles) > PROFILE_CACHE_SIZE:
+            self._profiles.popitem(last=False)
+        return prof
+
+    def forget_account(self, account_id: int) -> None:
+        """Drop cached profiles of an account (after its row changed)."""
+        for key in [k for k in self._profiles if k[0] == account_id]:
+            del self._profiles[key]
+
+    def log(
+        self, platform: Platform, kind: str, action: str, decision: Decision, **ids: Any
+    ) -> None:
+        """Write the decision to the sampled log (in its own transaction) if the sample says so."""
+        if random.random() >= platform.decision_sample_rate:
+            return
+        with self.tx() as s:
+            fresh = s.get(Platform, platform.id)
+            assert fresh is not None
+            repo.log_decision(
+                s,
+                fresh,
+                kind=kind,
+                action=action,
+                outcome=decision.outcome.value,
+                rule_ids=decision.rule_ids,
+                always=True,
+                **ids,
+            )
+
+
+def require_account(session: Session, platform: Platform, external_id: str, field: str) -> Account:
+    """The platform's account with this external id, or a 404 problem naming the field."""
+    account = repo.get_account(session, platform.id, external_id)
+    if account is None:
+        raise field_problem(
+            404, field, f"no account {external_id!r} on this platform", "Unknown account"
+        )
+    return account
+
+
+def relation(session: Session, sender: Account, recipient: Account) -> Relation:
+    """What links sender to recipient, as the guard needs it."""
+    f = repo.relation_between(session, sender.id, recipient.id)
+    return Relation(mutual=f.mutual, approved_contact=f.approved_contact_a_to_b, blocked=f.blocked)
+
+
+def item_flags(
+    service: Service, platform: Platform, flags: list[ContentFlag], owner: Account
+) -> ItemFlags | None:
+    """Guard flags of one stored item (None when it carries no exposure restriction)."""
+    if not flags:
+        return None
+    minor_pi: int | None = None
+    unsuitable: int | None = None
+    commercial = False
+    owner_profile: Profile | None = None
+    minor_age = service.policy_for(platform).require("age.minor_below").value
+    for f in flags:
+        if f.kind in ("minor_pi", "shows_minor"):
+            if f.audience is not None:
+                level = audience_level(f.audience)
+            else:
+                owner_profile = owner_profile or service.profile(platform, owner)
+                level = ExposureIndex.default_minor_pi_level(owner_profile)
+            minor_pi = level if minor_pi is None else min(minor_pi, level)
+        elif f.kind == "unsuitable_for_minors":
+            unsuitable = f.min_age if f.min_age is not None else int(minor_age)  # type: ignore[arg-type]
+        elif f.kind == "commercial":
+            commercial = True
+    return ItemFlags(owner.external_id, minor_pi, unsuitable, commercial)
+
+
+def now_utc() -> datetime:
+    """The current instant (UTC)."""
+    return datetime.now(UTC)
+
+
+def problem_for(exc: ValueError, field: str) -> Problem:
+    """A 422 problem from a core ValueError, naming the field (or the error's own field)."""
+    name = getattr(exc, "field", None) or field
+    return field_problem(422, name, str(exc))

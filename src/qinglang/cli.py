@@ -1,0 +1,423 @@
+"""Command line: serve the API, check identity numbers, make decisions by hand, show policy packs.
+
+Bad input exits with code 2 and a one-line message; `check-id` exits 1 for an invalid number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
+from qinglang.guard import (
+    ConsentState,
+    Decision,
+    Profile,
+    Relation,
+    attribute_decision,
+    build_profile,
+    collection_decision,
+    contact_decision,
+    playtime_decision,
+    spending_decision,
+)
+from qinglang.guard.exposure import audience_level
+from qinglang.policy import Policy, PolicyError, available_packs, load_policy
+
+app = typer.Typer(
+    help="qinglang (清朗): protection of minors online — decisions with citations.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+decide_app = typer.Typer(
+    help="Make one decision by hand and show its reasons.", no_args_is_help=True
+)
+policy_app = typer.Typer(help="Policy packs.", no_args_is_help=True)
+platform_app = typer.Typer(help="Platforms and API keys (operator).", no_args_is_help=True)
+app.add_typer(decide_app, name="decide")
+app.add_typer(policy_app, name="policy")
+app.add_typer(platform_app, name="platform")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class BadInput(Exception):
+    """A bad argument: one line on stderr, exit code 2."""
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with a one-line message and exit code 2."""
+    raise BadInput(message)
+
+
+# ---------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    db: Annotated[
+        str, typer.Option(help="database URL (SQLite file or postgresql+psycopg://…)")
+    ] = ("sqlite:///./qinglang.db"),
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    log_level: str = "warning",
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from qinglang.api.service import Service, Settings
+
+    os.environ["QINGLANG_DB_URL"] = db
+    try:
+        Service(Settings.from_env())  # migrate once and fail early on a bad URL
+    except Exception as exc:
+        fail(f"cannot open database {db}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    err.print(f"qinglang API on http://{host}:{port}  (docs: /docs, database: {db})")
+    uvicorn.run(
+        "qinglang.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+# ---------------------------------------------------------------- identity numbers
+
+
+@app.command("check-id")
+def check_id(
+    number: str,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Check a resident identity number: birth date, sex and age when valid (exit 1 when not)."""
+    try:
+        rid = validate(number)
+    except InvalidIdentityNumber as exc:
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "valid": False,
+                        "reason": exc.reason,
+                        "message": exc.message_en,
+                        "message_zh": exc.message_zh,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            out.print(f"[red]invalid[/red] ({exc.reason}): {exc.message_en} / {exc.message_zh}")
+        raise typer.Exit(1) from None
+    age = age_at(rid.birth_date, datetime.now(UTC))
+    info = {
+        "valid": True,
+        "number": rid.number,
+        "birth_date": rid.birth_date.isoformat(),
+        "sex": rid.sex,
+        "age": age,
+        "region": rid.region or region_name(rid.region_code, rid.birth_date.year),
+        "legacy_15_digit": rid.legacy,
+    }
+    if as_json:
+        print(json.dumps(info, ensure_ascii=False))
+        return
+    out.print(
+        f"[green]valid[/green]  birth date {info['birth_date']}  sex {rid.sex}  age {age}  "
+        f"region {info['region']}"
+    )
+
+
+# ---------------------------------------------------------------- decisions by hand
+
+
+def _policy(pack: str, overlay: Path | None) -> Policy:
+    try:
+        return load_policy(pack, overlay)
+    except (PolicyError, OSError) as exc:
+        fail(str(exc))
+
+
+def _person(policy: Policy, name: str, age: int | None, birth: str | None, at: datetime) -> Profile:
+    if birth is not None:
+        try:
+            birth_date = date.fromisoformat(birth)
+        except ValueError:
+            fail(f"--{name}-birth-date: not a date (YYYY-MM-DD): {birth!r}")
+    elif age is not None:
+        birth_date = _birth_for_age(at.astimezone(policy.tz).date(), age)
+    else:
+        return build_profile(policy, name, None, None, at)
+    return build_profile(policy, name, birth_date, "verified", at)
+
+
+def _birth_for_age(on: date, age: int) -> date:
+    """A birth date that makes someone exactly `age` on `on` (their birthday is tomorrow)."""
+    tomorrow = on + timedelta(days=1)
+    try:
+        return tomorrow.replace(year=tomorrow.year - age - 1)
+    except ValueError:  # 29 February
+        return date(tomorrow.year - age - 1, 3, 1)
+
+
+def _instant(at: str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        t = datetime.fromisoformat(at)
+    except ValueError:
+        fail(f"--at: not an ISO instant: {at!r}")
+    if t.tzinfo is None:
+        fail("--at: give a time zone, e.g. 2026-10-09T20:30+08:00")
+    return t
+
+
+def _show(d: Decision, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(d.to_dict(), ensure_ascii=False, default=str))
+        return
+    colour = {"allow": "green", "limit": "yellow", "needs_guardian": "magenta", "deny": "red"}
+    out.print(f"[bold {colour[d.outcome.value]}]{d.outcome.value}[/]")
+    for r in d.reasons:
+        out.print(f"  {r.rule_id}  [dim]{r.citation}[/dim]\n    {r.message_zh}\n    {r.message_en}")
+    for k, v in d.limits.items():
+        out.print(f"  {k}: {v}")
+
+
+Pack = Annotated[str, typer.Option(help="policy pack id")]
+Overlay = Annotated[Path | None, typer.Option(help="platform overlay TOML")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON")]
+At = Annotated[str | None, typer.Option(help="instant, ISO 8601 with zone (default now)")]
+
+
+@decide_app.command("contact")
+def decide_contact(
+    action: Annotated[
+        str, typer.Argument(help="follow, dm, comment, mention, friend_request, gift")
+    ],
+    sender_age: int | None = None,
+    recipient_age: int | None = None,
+    sender_birth_date: str | None = None,
+    recipient_birth_date: str | None = None,
+    mutual: bool = False,
+    approved: Annotated[
+        bool, typer.Option(help="the recipient's guardian approved this contact")
+    ] = False,
+    blocked: bool = False,
+    at: At = None,
+    pack: Pack = "cn",
+    overlay: Overlay = None,
+    as_json: Json = False,
+) -> None:
+    """May a sender contact a recipient."""
+    policy, t = _policy(pack, overlay), _instant(at)
+    s = _person(policy, "sender", sender_age, sender_birth_date, t)
+    r = _person(policy, "recipient", recipient_age, recipient_birth_date, t)
+    try:
+        d = contact_decision(action, s, r, Relation(mutual, approved, blocked))
+    except ValueError as exc:
+        fail(f"action: {exc}")
+    _show(d, as_json)
+
+
+@decide_app.command("playtime")
+def decide_playtime(
+    kind: Annotated[str, typer.Argument(help="game or general")],
+    age: int | None = None,
+    birth_date: str | None = None,
+    used: Annotated[int, typer.Option(help="minutes used today")] = 0,
+    at: At = None,
+    pack: Pack = "cn",
+    overlay: Overlay = None,
+    as_json: Json = False,
+) -> None:
+    """May an account use a game or general app at an instant."""
+    policy, t = _policy(pack, overlay), _instant(at)
+    p = _person(policy, "account", age, birth_date, t)
+    try:
+        d = playtime_decision(p, kind, t, used)
+    except ValueError as exc:
+        fail(str(exc))
+    _show(d, as_json)
+
+
+@decide_app.command("spending")
+def decide_spending(
+    amount: Annotated[int, typer.Argument(help="amount in fen (CNY 0.01)")],
+    age: int | None = None,
+    birth_date: str | None = None,
+    today: Annotated[int, typer.Option(help="fen already paid today")] = 0,
+    month: Annotated[int, typer.Option(help="fen already paid this month")] = 0,
+    purpose: str = "purchase",
+    at: At = None,
+    pack: Pack = "cn",
+    overlay: Overlay = None,
+    as_json: Json = False,
+) -> None:
+    """May an account pay an amount now."""
+    policy, t = _policy(pack, overlay), _instant(at)
+    p = _person(policy, "account", age, birth_date, t)
+    try:
+        d = spending_decision(p, amount, today, month, purpose)
+    except ValueError as exc:
+        fail(str(exc))
+    _show(d, as_json)
+
+
+@decide_app.command("collection")
+def decide_collection(
+    category: str,
+    purpose: str,
+    age: int | None = None,
+    birth_date: str | None = None,
+    guardian_consent: bool = False,
+    separate_consent: bool = False,
+    at: At = None,
+    pack: Pack = "cn",
+    overlay: Overlay = None,
+    as_json: Json = False,
+) -> None:
+    """May a category of personal information be collected for a purpose."""
+    policy, t = _policy(pack, overlay), _instant(at)
+    p = _person(policy, "account", age, birth_date, t)
+    try:
+        d = collection_decision(
+            p, category, purpose, ConsentState(guardian_consent, separate_consent)
+        )
+    except ValueError as exc:
+        fail(f"category: {exc}")
+    _show(d, as_json)
+
+
+@decide_app.command("attribute")
+def decide_attribute(
+    attribute: Annotated[str, typer.Argument(help="location, face or school")],
+    viewer: Annotated[str, typer.Option(help="owner, friends, followers or public")] = "public",
+    age: int | None = None,
+    birth_date: str | None = None,
+    at: At = None,
+    pack: Pack = "cn",
+    overlay: Overlay = None,
+    as_json: Json = False,
+) -> None:
+    """May an account's location, face or school be shown to a viewer."""
+    policy, t = _policy(pack, overlay), _instant(at)
+    p = _person(policy, "account", age, birth_date, t)
+    try:
+        d = attribute_decision(p, attribute, audience_level(viewer))
+    except ValueError as exc:
+        fail(str(exc))
+    _show(d, as_json)
+
+
+# ---------------------------------------------------------------- policy
+
+
+@policy_app.command("show")
+def policy_show(
+    pack: Annotated[str, typer.Argument(help="pack id, e.g. cn")],
+    overlay: Overlay = None,
+    as_json: Json = False,
+) -> None:
+    """The rules of a pack with their citations, as a table."""
+    policy = _policy(pack, overlay)
+    if as_json:
+        print(json.dumps([r.model_dump() for r in policy.rules.values()], ensure_ascii=False))
+        return
+    t = Table(
+        title=f"{policy.meta.title_en} — {policy.meta.id} {policy.meta.version}", show_lines=False
+    )
+    for col in ("rule", "applies to", "value", "floor", "citation", "message"):
+        t.add_column(col, overflow="fold")
+    for r in policy.rules.values():
+        ages = (
+            "all"
+            if r.age_min is None and r.age_max is None
+            else f"{r.age_min or 0}–{(r.age_max or 0) - 1 if r.age_max else ''}"
+        )
+        value: Any = r.value
+        if r.unit and r.value is not None and not isinstance(r.value, list):
+            value = f"{r.value} {r.unit}"
+        changed = " *" if r.id in policy.overrides else ""
+        t.add_row(
+            r.id + changed,
+            ages,
+            str(value),
+            "yes" if r.binding else "no",
+            r.citation.short(),
+            f"{r.message_zh}\n{r.message_en}",
+        )
+    out.print(t)
+
+
+@policy_app.command("list")
+def policy_list() -> None:
+    """The packs shipped with qinglang."""
+    for p in available_packs():
+        out.print(p)
+
+
+# ---------------------------------------------------------------- platforms
+
+
+@platform_app.command("create")
+def platform_create(
+    slug: str,
+    name: str,
+    db: str = "sqlite:///./qinglang.db",
+    pack: Pack = "cn",
+    overlay: Overlay = None,
+) -> None:
+    """Register a platform and print its first API key (shown once)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from qinglang.api.service import Service, Settings
+    from qinglang.store import repo
+
+    _policy(pack, overlay)
+    text = overlay.read_text("utf-8") if overlay else None
+    service = Service(Settings(db_url=db))
+    try:
+        with service.tx() as s:
+            p = repo.create_platform(s, slug, name, jurisdiction=pack, policy_overlay=text)
+            key = repo.issue_api_key(s, p, label="initial")
+    except IntegrityError:
+        fail(f"platform {slug!r} exists")
+    out.print(f"platform {slug} created; API key (shown once):")
+    print(key)
+
+
+def main() -> None:
+    """Console entry point: one-line errors with exit code 2 for bad input."""
+    try:
+        rc = app(standalone_mode=False)
+    except BadInput as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 130))
+    except Exception as exc:
+        # Typer's usage errors (bad option, missing argument, bad value) carry format_message().
+        message = getattr(exc, "format_message", None)
+        if message is None:
+            raise
+        text = " ".join(str(message()).split())
+        if text:
+            err.print(f"error: {text}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""SQLAlchemy 2 declarative models of the qinglang store: tenants, accounts, guardians, graph.
+
+Conventions: integer surrogate keys (BIGINT on PostgreSQL, INTEGER rowid on SQLite); every
+timestamp is timezone-aware and stored in UTC (:class:`UTCDateTime`); JSON is JSONB on
+PostgreSQL and JSON text on SQLite; sensitive values use the encrypted types of
+:mod:`qinglang.store.crypto`. Rows that point at two accounts (relationships, content owners)
+carry the platform id in a composite foreign key so that no row can join two tenants.
+Keep :mod:`qinglang.store.migrations` in step: ``tests/store`` compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.mutable import MutableDict
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from qinglang.store.crypto import EncryptedDate, EncryptedText
+
+AGE_SOURCES: Final = ("verified", "guardian_declared", "self_declared", "inferred")
+SEXES: Final = ("M", "F")
+RELATION_KINDS: Final = ("follow", "block", "approved_contact")
+FLAG_KINDS: Final = ("minor_pi", "shows_minor", "unsuitable_for_minors", "commercial")
+AUDIENCES: Final = ("owner", "friends", "followers", "public")
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Surrogate key type: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+IdType: Final = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def json_type() -> TypeEngine[Any]:
+    """Portable JSON: JSONB on PostgreSQL, JSON text elsewhere (a new instance per column)."""
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware timestamp stored as UTC; naive datetimes are refused on the way in."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC; reject naive ones."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a UTC column; attach a timezone")
+        value = value.astimezone(UTC)
+        # SQLite keeps no offset: store the naive UTC wall clock, read back as UTC.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime (SQLite hands back naive UTC)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (stable names for migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _id() -> Mapped[int]:
+    return mapped_column(IdType, primary_key=True, autoincrement=True)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, server_default=func.now())
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now())
+
+
+def _platform_fk() -> Mapped[int]:
+    return mapped_column(IdType, ForeignKey("platforms.id", ondelete="CASCADE"))
+
+
+class Platform(Base):
+    """A tenant: one platform (app) running qinglang, with its policy overlay and log sampling."""
+
+    __tablename__ = "platforms"
+    __table_args__ = (
+        CheckConstraint(
+            "decision_sample_rate >= 0 AND decision_sample_rate <= 1", name="sample_rate"
+        ),
+    )
+
+    id: Mapped[int] = _id()
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    jurisdiction: Mapped[str] = mapped_column(String(16), default="cn", server_default="cn")
+    #: TOML text that tightens the jurisdiction pack for this platform (parsed by qinglang.policy).
+    policy_overlay: Mapped[str | None] = mapped_column(Text)
+    decision_sample_rate: Mapped[float] = mapped_column(
+        Float, default=0.01, server_default=text("0.01")
+    )
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    def __repr__(self) -> str:
+        return f"Platform(id={self.id!r}, slug={self.slug!r})"
+
+
+class ApiKey(Base):
+    """A platform's API key: only a SHA-256 of the full key is kept, found by its public prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("platforms.id", ondelete="CASCADE"), index=True
+    )
+    prefix: Mapped[str] = mapped_column(String(12), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"ApiKey(id={self.id!r}, prefix={self.prefix!r}, revoked={self.revoked_at})"
+
+
+class Account(Base):
+    """An end user of a platform as qinglang knows them: age facts, identity digest, settings."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "external_id"),
+        # Target of the composite (platform_id, account) foreign keys below.
+        UniqueConstraint("platform_id", "id"),
+        CheckConstraint(f"sex IS NULL OR {_in('sex', SEXES)}", name="sex"),
+        CheckConstraint(
+            f"age_source IS NULL OR {_in('age_source', AGE_SOURCES)}", name="age_source"
+        ),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    external_id: Mapped[str] = mapped_column(String(255))
+    birth_date: Mapped[date | None] = mapped_column(EncryptedDate())
+    sex: Mapped[str | None] = mapped_column(String(1))
+    age_source: Mapped[str | None] = mapped_column(String(32))
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    jurisdiction: Mapped[str] = mapped_column(String(16), default="cn", server_default="cn")
+    #: Guardian settings and account toggles; assign a new dict or mutate in place (tracked).
+    settings: Mapped[dict[str, Any]] = mapped_column(
+        MutableDict.as_mutable(json_type()), default=dict, server_default=text("'{}'")
+    )
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    def __repr__(self) -> str:
+        return f"Account(id={self.id!r}, external_id={self.external_id!r})"
+
+
+class Guardian(Base):
+    """A guardian (parent or legal guardian) known to a platform."""
+
+    __tablename__ = "guardians"
+    __table_args__ = (UniqueConstraint("platform_id", "external_id"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    external_id: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(EncryptedText())
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    def __repr__(self) -> str:
+        return f"Guardian(id={self.id!r}, external_id={self.external_id!r})"
+
+
+class GuardianLink(Base):
+    """A verified guardian-of link between a guardian and an account; revoked, never deleted."""
+
+    __tablename__ = "guardian_links"
+    __table_args__ = (UniqueConstraint("guardian_id", "account_id"),)
+
+    id: Mapped[int] = _id()
+    guardian_id: Mapped[int] = mapped_column(IdType, ForeignKey("guardians.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(32))
+    verified_by: Mapped[str] = mapped_column(String(128))
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Relationship(Base):
+    """A directed edge src→dst: follow, block, or approved_contact (src is the child whose
+    guardian approved contact from dst)."""
+
+    __tablename__ = "relationships"
+    __table_args__ = (
+        UniqueConstraint("src_account_id", "dst_account_id", "kind"),
+        ForeignKeyConstraint(
+            ["platform_id", "src_account_id"],
+            ["accounts.platform_id", "accounts.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["platform_id", "dst_account_id"],
+            ["accounts.platform_id", "accounts.id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint(_in("kind", RELATION_KINDS), name="kind"),
+        CheckConstraint("src_account_id <> dst_account_id", name="not_self"),
+        Index(None, "dst_account_id", "kind"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    src_account_id: Mapped[int] = mapped_column(IdType)
+    dst_account_id: Mapped[int] = mapped_column(IdType)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+
+
+class ContentItem(Base):
+    """A piece of platform content (video, post, live room) that qinglang holds flags for."""
+
+    __tablename__ = "content_items"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "external_id"),
+        ForeignKeyConstraint(
+            ["platform_id", "owner_account_id"],
+            ["accounts.platform_id", "accounts.id"],
+            ondelete="CASCADE",
+        ),
+        Index(None, "owner_account_id"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    external_id: Mapped[str] = mapped_column(String(255))
+    owner_account_id: Mapped[int] = mapped_column(IdType)
+    created_at: Mapped[datetime] = _created()
+
+
+class ContentFlag(Base):
+    """A fact about a content item (shows a minor, carries a minor's PI, ...) and its audience."""
+
+    __tablename__ = "content_flags"
+    __table_args__ = (
+        UniqueConstraint("item_id", "kind"),
+        CheckConstraint(_in("kind", FLAG_KINDS), name="kind"),
+        CheckConstraint(f"audience IS NULL OR {_in('audience', AUDIENCES)}", name="audience"),
+        CheckConstraint("min_age IS NULL OR (min_age >= 0 AND min_age <= 100)", name="min_age"),
+    )
+
+    id: Mapped[int] = _id()
+    item_id: Mapped[int] = mapped_column(IdType, ForeignKey("content_items.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    audience: Mapped[str | None] = mapped_column(String(16))
+    min_age: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    def __repr__(self) -> str:
+        return f"ContentFlag(item_id={self.item_id!r}, kind={self.kind!r})"
+
+
+class DecisionLog(Base):
+    """A sampled record of one guard decision; account links are nulled if the account is erased.
+
+    ``request`` should hold ids and action parameters only, never raw personal information.
+    """
+
+    __tablename__ = "decision_logs"
+    __table_args__ = (Index(None, "platform_id", "at"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = mapped_column(IdType, ForeignKey("platforms.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_account_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    other_account_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    rule_ids: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.now())
+    request: Mapped[dict[str, Any] | None] = mapped_column(json_type())
