@@ -110,7 +110,7 @@ def test_identity_number_is_never_stored(case: TestClient, db_url: str) -> None:
 
 def test_other_decisions(case: TestClient) -> None:
     api = case
-    put_account(api, "teen", birth_date="2012-01-15")
+    put_account(api, "teen", birth_date="2012-01-15", age_source="verified")
     s = api.post(
         "/v1/decide/spending",
         json={"account": "teen", "amount_fen": 3000, "month_total_fen": 18000},
@@ -195,7 +195,7 @@ def test_bad_fields_are_named(api: TestClient) -> None:
 
 
 def test_date_outside_calendar(api: TestClient) -> None:
-    put_account(api, "kid", birth_date="2016-01-01")
+    put_account(api, "kid", birth_date="2016-01-01", age_source="verified")
     r = api.post(
         "/v1/decide/playtime",
         json={"account": "kid", "kind": "game", "at": "2029-01-05T20:30:00+08:00"},
@@ -299,3 +299,12 @@ def test_openapi_is_served(app_client: TestClient) -> None:
     spec = app_client.get("/openapi.json").json()
     assert "/v1/decide/contact" in spec["paths"]
     assert app_client.get("/docs").status_code == 200
+
+
+def test_lower_ranked_age_never_overrides_a_verified_one(api: TestClient) -> None:
+    put_account(api, "k", birth_date="2015-04-01", age_source="verified")
+    out = put_account(api, "k", birth_date="1990-04-01", age_source="self_declared")
+    assert out["age_update"] == "kept_higher_ranked" and out["birth_date"] == "2015-04-01"
+    assert out["is_child"]
+    out = put_account(api, "k", birth_date="2015-05-01", age_source="verified")
+    assert out["age_update"] == "applied" and out["birth_date"] == "2015-05-01"

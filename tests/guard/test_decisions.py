@@ -108,6 +108,10 @@ def test_profile_features(person: MakeProfile) -> None:
     assert person("tot", 6).features()["payments"].state == "off"
     adult = person("adult", 30).features()
     assert adult["payments"].state == "on" and adult["live_streaming"].state == "on"
+    unverified = person("adult", 30, source="self_declared").features()["live_streaming"]
+    assert (
+        unverified.state == "needs_verification" and unverified.rule_id == "cn.live.real_identity"
+    )
 
 
 def test_spending_caps_and_remaining(person: MakeProfile) -> None:

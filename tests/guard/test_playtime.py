@@ -127,3 +127,17 @@ def test_games_only_inside_allowed_window_on_allowed_days(person: MakeProfile, m
             start = datetime.fromisoformat(nxt)
             assert start > t and start.hour == 20 and start.minute == 0
             assert playtime_decision(person("kid", 12), "game", start, 0).allowed
+
+
+def test_games_need_a_verified_real_name(person: MakeProfile) -> None:
+    for source in ("self_declared", "guardian_declared", "inferred"):
+        d = playtime_decision(person("p", 30, source=source), "game", at("2026-10-09T20:30"), 0)
+        assert d.outcome is Outcome.DENY and d.rule_ids == ["cn.game.real_name"]
+    unknown = playtime_decision(
+        person("anon", None, source=None), "game", at("2026-10-09T20:30"), 0
+    )
+    assert unknown.rule_ids == ["cn.game.real_name"]
+    # general apps do not require it
+    assert playtime_decision(
+        person("p", 30, source="self_declared"), "general", at("2026-10-09T20:30"), 0
+    ).allowed

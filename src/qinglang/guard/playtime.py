@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from qinglang.age import AgeSource
 from qinglang.guard.calendar import CalendarRangeError, DayKind, day_kind
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.guard.profile import Profile, minutes_of
@@ -98,6 +99,14 @@ def playtime_decision(
         raise BadPlaytimeRequest("the instant needs a time zone (e.g. +08:00 or Z)", "at")
     if minutes_used_today < 0:
         raise BadPlaytimeRequest("minutes used today must not be negative", "minutes_used_today")
+    if kind == "game":
+        real_name = profile.rules.get("game.real_name_required")
+        if (
+            real_name is not None
+            and real_name.value is True
+            and profile.age_source is not AgeSource.VERIFIED
+        ):
+            return decide("deny", real_name, limits={"needs": "real_name_verification"})
     if not profile.is_minor:
         return ALLOW
     local = at.astimezone(profile.policy.tz)

@@ -133,6 +133,9 @@ class Profile:
         r = self.rules.get("live.publisher_allowed")
         if r is not None and r.value is False:
             return Feature("off", r.id)
+        real = self.rules.get("live.publisher_requires_verified_identity")
+        if real is not None and real.value is True and self.age_source is not AgeSource.VERIFIED:
+            return Feature("needs_verification", real.id)
         g = self.rules.get("live.publisher_needs_guardian")
         if g is not None and g.value is True:
             return Feature("needs_guardian", g.id)

@@ -12,10 +12,10 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from qinglang.age import InvalidIdentityNumber, validate
+from qinglang.age import AgeClaim, AgeSource, InvalidIdentityNumber, best_claim, validate
 from qinglang.api.deps import PlatformDep, ServiceDep
 from qinglang.api.problems import Problem, field_problem
-from qinglang.api.service import require_account
+from qinglang.api.service import now_utc, require_account
 from qinglang.guard import Profile
 from qinglang.store import id_number_digest, repo
 from qinglang.store.models import Account
@@ -56,9 +56,12 @@ class AccountOut(BaseModel):
     is_minor: bool
     settings: dict[str, Any]
     features: dict[str, dict[str, Any]]
+    age_update: Literal["applied", "kept_higher_ranked", "none"] = "none"
+    """Whether this request's birth date replaced the stored one: a lower-ranked source never
+    overrides a higher-ranked one (verified > guardian_declared > self_declared > inferred)."""
 
 
-def account_out(account: Account, profile: Profile) -> AccountOut:
+def account_out(account: Account, profile: Profile, age_update: str = "none") -> AccountOut:
     """Response body of an account."""
     return AccountOut(
         external_id=account.external_id,
@@ -75,6 +78,7 @@ def account_out(account: Account, profile: Profile) -> AccountOut:
             k: {"state": f.state, "rule_id": f.rule_id, "limit": f.limit}
             for k, f in profile.features().items()
         },
+        age_update=age_update,  # type: ignore[arg-type]
     )
 
 
@@ -128,8 +132,14 @@ def upsert_account(
     facts = _age_facts(body)
     with service.tx() as s:
         kwargs: dict[str, Any] = {}
+        age_update = "none"
         if "birth_date" in facts:
-            kwargs.update(birth_date=facts["birth_date"], age_source=facts["age_source"])
+            if _outranked(repo.get_account(s, platform.id, external_id), facts):
+                age_update = "kept_higher_ranked"
+                facts.pop("sex", None)
+            else:
+                age_update = "applied"
+                kwargs.update(birth_date=facts["birth_date"], age_source=facts["age_source"])
         if "sex" in facts:
             kwargs["sex"] = facts["sex"]
         if "number" in facts:
@@ -139,7 +149,16 @@ def upsert_account(
         account = repo.upsert_account(s, platform.id, external_id, **kwargs)
         service.forget_account(account.id)
         profile = service.profile(platform, account, bad_settings=422)  # checked before commit
-    return account_out(account, profile)
+    return account_out(account, profile, age_update)
+
+
+def _outranked(stored: Account | None, facts: dict[str, Any]) -> bool:
+    """Whether the stored age claim beats the new one (better source, or as good and newer)."""
+    if stored is None or stored.birth_date is None or stored.age_source is None:
+        return False
+    old = AgeClaim(stored.birth_date, AgeSource(stored.age_source), stored.updated_at)
+    new = AgeClaim(facts["birth_date"], AgeSource(facts["age_source"]), now_utc())
+    return best_claim([old, new]) is old
 
 
 @router.get("/{external_id}")
