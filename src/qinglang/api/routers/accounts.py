@@ -78,7 +78,7 @@ def account_out(account: Account, profile: Profile, age_update: str = "none") ->
             k: {"state": f.state, "rule_id": f.rule_id, "limit": f.limit}
             for k, f in profile.features().items()
         },
-        age_update=age_update,  # type: ignore[arg-type]
+        age_update=age_update,
     )
 
 
