@@ -93,6 +93,8 @@ def test_unknown_age_is_not_treated_as_a_child(person: MakeProfile) -> None:
 
 
 def test_profile_features(person: MakeProfile) -> None:
+    assert person("kid", 10).band == "8to11" and person("teen", 16).band == "16to17"
+    assert person("adult", 30).band == "adult" and person("anon", None, source=None).band is None
     f = person("kid", 10).features()
     assert f["dm_from_non_friends"].state == "off"
     assert f["discoverable"].state == "off"

@@ -91,17 +91,3 @@ def decide(
         tuple(reason(r) for r in rules),
         MappingProxyType(dict(limits)) if limits else _EMPTY,
     )
-
-
-def strictest(decisions: list[Decision]) -> Decision:
-    """Combine decisions: deny beats needs_guardian beats limit beats allow; reasons accumulate."""
-    order = {Outcome.ALLOW: 0, Outcome.LIMIT: 1, Outcome.NEEDS_GUARDIAN: 2, Outcome.DENY: 3}
-    relevant = [d for d in decisions if d.outcome is not Outcome.ALLOW] or [ALLOW]
-    top = max(relevant, key=lambda d: order[d.outcome]).outcome
-    reasons = tuple(
-        r for d in relevant if order[d.outcome] >= order[Outcome.LIMIT] for r in d.reasons
-    )
-    limits: dict[str, Any] = {}
-    for d in relevant:
-        limits.update(d.limits)
-    return Decision(top, reasons, MappingProxyType(limits) if limits else _EMPTY)

@@ -8,7 +8,7 @@ item or attribute is visible when the viewer's level is within the allowed audie
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from qinglang.guard.decision import ALLOW, Decision, decide
@@ -179,8 +179,3 @@ def account_decision(owner: Profile, level: int) -> Decision:
     if r is None or r.value is not False or level <= FRIENDS:
         return ALLOW
     return decide("deny", r)
-
-
-def viewer_levels(viewer: Viewer, owners: Mapping[str, str]) -> dict[str, int]:
-    """Item id → the viewer's audience level towards that item's owner."""
-    return {item: viewer.level_towards(owner) for item, owner in owners.items()}

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from qinglang.age import AgeSource, age_at
+from qinglang.age import AgeSource, age_at, band_for
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.policy import AUDIENCES, Policy, PolicyError, Rule, RuleValue, is_looser
 from qinglang.policy.loader import window_minutes
@@ -206,14 +206,8 @@ def build_profile(
     settings = dict(settings or {})
     rules = apply_settings(policy.table(age), settings)
 
-    band = None
-    if age is not None and "content" in policy.bandsets:
-        hits = [
-            b
-            for b in policy.bands("content")
-            if b.min_age <= age and (b.max_age is None or age < b.max_age)
-        ]
-        band = hits[0].id if hits else None
+    content_band = band_for(age, policy.bands("content")) if "content" in policy.bandsets else None
+    band = None if content_band is None else content_band.id
 
     stranger: dict[str, Decision] = {}
     for action, topic in _CONTACT_TOPIC.items():

@@ -31,6 +31,7 @@ from qinglang.guard import (
     attribute_decision,
     collection_decision,
     contact_decision,
+    explain_filtered,
     exposure_decision,
     filter_candidates,
     playtime_decision,
@@ -206,12 +207,8 @@ def exposure_batch(
     kept = filter_candidates(v, body.candidates, index, body.surface)
     out: dict[str, Any] = {"allowed": kept, "removed": len(body.candidates) - len(kept)}
     if body.explain:
-        kept_set = set(kept)
-        out["reasons"] = {
-            c: exposure_decision(v, index.flags.get(c), body.surface).to_dict()
-            for c in body.candidates
-            if c not in kept_set
-        }
+        removed = explain_filtered(v, body.candidates, index, body.surface)
+        out["reasons"] = {c: d.to_dict() for c, d in removed.items()}
     return out
 
 
