@@ -28,6 +28,10 @@ RULES_MD_FIGURES = {
     "cn.spend.single.16to17": 10000,
     "cn.spend.monthly.16to17": 40000,
     "cn.live.min_age": False,
+    "cn.audit.records_retention": 3,
+    "cn.audit.minor_pi_interval": 12,
+    "cn.audit.full_pi_interval_large": 2,
+    "cn.audit.large_processor": 10_000_000,
 }
 
 
@@ -45,7 +49,13 @@ def test_every_rule_has_citation_and_both_messages() -> None:
 
 def test_unverified_items_are_not_legal_floors() -> None:
     # RULES.md marks the minor-mode guide figures as secondary sources.
-    for rid in ("cn.mode.daily_minutes.under8", "cn.mode.night", "cn.mode.break_reminder"):
+    for rid in (
+        "cn.mode.daily_minutes.under8",
+        "cn.mode.night",
+        "cn.mode.break_reminder",
+        "cn.audit.minor_pi_filing",
+        "cn.audit.full_pi_interval_large",
+    ):
         assert CN.rules[rid].citation.verified is False
         assert CN.rules[rid].binding is False
         assert "[unverified]" in CN.rules[rid].citation.short()
