@@ -54,18 +54,24 @@ class Strict(BaseModel):
 
 
 class ContactIn(Strict):
+    """May `sender` take `action` towards `recipient`."""
+
     action: Literal["follow", "dm", "comment", "mention", "friend_request", "gift"]
     sender: Id
     recipient: Id
 
 
 class ExposureIn(Strict):
+    """May `item` be shown to `viewer` on `surface`."""
+
     viewer: Id
     item: Id
     surface: Literal["recommend", "search", "trending", "profile"] = "recommend"
 
 
 class ExposureBatchIn(Strict):
+    """Filter a viewer's candidate list (order kept); `explain` adds the reason per removed item."""
+
     viewer: Id
     surface: Literal["recommend", "search", "trending", "profile"] = "recommend"
     candidates: Annotated[list[Id], Field(max_length=10_000)]
@@ -73,17 +79,23 @@ class ExposureBatchIn(Strict):
 
 
 class AttributeIn(Strict):
+    """May the owner's location, face or school be shown to the viewer."""
+
     owner: Id
     viewer: Id
     attribute: Literal["location", "face", "school"]
 
 
 class ConsentIn(Strict):
+    """Consents on record: the guardian's, and separate consent for a sensitive category."""
+
     guardian: bool = False
     separate: bool = False
 
 
 class CollectionIn(Strict):
+    """May `category` be collected from `account` for `purpose`, given `consent`."""
+
     account: Id
     category: Literal[
         "location",
@@ -102,6 +114,8 @@ class CollectionIn(Strict):
 
 
 class SpendingIn(Strict):
+    """May `account` pay `amount_fen` now, given what it paid today and this month."""
+
     account: Id
     amount_fen: int = Field(gt=0)
     today_total_fen: int = Field(default=0, ge=0)
@@ -112,6 +126,8 @@ class SpendingIn(Strict):
 
 
 class PlaytimeIn(Strict):
+    """May `account` use a game or a general app at `at`, having used some minutes today."""
+
     account: Id
     kind: Literal["game", "general"]
     at: AwareDatetime | None = Field(default=None, description="defaults to now")
