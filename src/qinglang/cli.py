@@ -389,7 +389,7 @@ def platform_create(
     text = overlay.read_text("utf-8") if overlay else None
     service = Service(Settings(db_url=db))
     try:
-        with service.tx() as s:
+        with service.tx(write=True) as s:
             p = repo.create_platform(s, slug, name, jurisdiction=pack, policy_overlay=text)
             key = repo.issue_api_key(s, p, label="initial")
     except IntegrityError:

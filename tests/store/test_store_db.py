@@ -277,3 +277,31 @@ def test_postgresql_without_driver_uses_psycopg() -> None:
 
 def test_guardian_model_is_exported() -> None:
     assert Guardian.__tablename__ == "guardians"
+
+
+def test_writers_in_two_processes_never_see_database_locked(tmp_path: Path) -> None:
+    """Read-then-write transactions from two processes on one SQLite file all commit."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    upgrade(url)
+    with transaction(session_factory(make_engine(url))) as s:
+        repo.create_platform(s, "p", "P")
+    worker = (
+        "import sys\n"
+        "from qinglang.store import make_engine, repo, session_factory, transaction, writer\n"
+        f"sessions = session_factory(writer(make_engine({url!r})))\n"
+        "for i in range(150):\n"
+        "    with transaction(sessions) as s:\n"
+        "        p = repo.get_platform_by_slug(s, 'p')\n"  # read first, then write
+        "        repo.upsert_account(s, p.id, f'{sys.argv[1]}-{i}', settings={'n': i})\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", worker, name], stderr=subprocess.PIPE, text=True)
+        for name in ("a", "b")
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    with transaction(session_factory(make_engine(url))) as s:
+        assert s.scalar(select(func.count()).select_from(Account)) == 300

@@ -29,7 +29,7 @@ from qinglang.guard import (
 )
 from qinglang.guard.exposure import audience_level
 from qinglang.policy import Policy, PolicyError, load_policy
-from qinglang.store import make_engine, repo, session_factory, transaction, upgrade
+from qinglang.store import make_engine, repo, session_factory, transaction, upgrade, writer
 from qinglang.store.crypto import KeyRing, keyring_of
 from qinglang.store.models import Account, ContentFlag, Platform
 
@@ -60,6 +60,7 @@ class Service:
         self.engine = make_engine(settings.db_url)
         upgrade(self.engine)
         self.sessions = session_factory(self.engine)
+        self.write_sessions = session_factory(writer(self.engine))
         keys = keyring_of(self.engine)
         if keys is None:
             raise RuntimeError("no data key: set QINGLANG_DATA_KEY (base64 of 32 bytes)")
@@ -68,9 +69,9 @@ class Service:
         self._profiles: OrderedDict[tuple[Any, ...], Profile] = OrderedDict()
 
     @contextmanager
-    def tx(self) -> Iterator[Session]:
-        """A transaction: commit on success, roll back on any exception."""
-        with transaction(self.sessions) as session:
+    def tx(self, write: bool = False) -> Iterator[Session]:
+        """A transaction: commit on success, roll back on any exception (`write` if it writes)."""
+        with transaction(self.write_sessions if write else self.sessions) as session:
             yield session
 
     def policy_for(self, platform: Platform) -> Policy:
@@ -129,12 +130,10 @@ class Service:
         """Write the decision to the sampled log (in its own transaction) if the sample says so."""
         if random.random() >= platform.decision_sample_rate:
             return
-        with self.tx() as s:
-            fresh = s.get(Platform, platform.id)
-            assert fresh is not None
+        with self.tx(write=True) as s:
             repo.log_decision(
                 s,
-                fresh,
+                platform,
                 kind=kind,
                 action=action,
                 outcome=decision.outcome.value,

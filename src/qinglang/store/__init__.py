@@ -21,6 +21,7 @@ from qinglang.store.db import (
     session_factory,
     transaction,
     upgrade,
+    writer,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "session_factory",
     "transaction",
     "upgrade",
+    "writer",
 ]

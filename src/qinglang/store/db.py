@@ -30,6 +30,8 @@ from qinglang.store.crypto import (
 
 DEFAULT_URL: Final = "sqlite:///./qinglang.db"
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+"""How long an SQLite connection waits for another process's write lock."""
 
 
 def _normalise_url(url: str | URL) -> URL:
@@ -59,12 +61,30 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+_BEGIN_OPTION: Final = "qinglang_sqlite_begin"
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (pool, data key) for transactions that will write.
+
+    On SQLite they start with ``BEGIN IMMEDIATE``: the write lock is taken (waiting up to the
+    busy timeout) before the first read, so a transaction that reads and then writes never
+    fails with "database is locked" when another process wrote in between. Elsewhere this is
+    the engine itself.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
 
 
 def _resolve_keys(

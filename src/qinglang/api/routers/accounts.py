@@ -130,7 +130,7 @@ def upsert_account(
     if not 1 <= len(external_id) <= 200:
         raise field_problem(422, "external_id", "must be 1 to 200 characters")
     facts = _age_facts(body)
-    with service.tx() as s:
+    with service.tx(write=True) as s:
         kwargs: dict[str, Any] = {}
         age_update = "none"
         if "birth_date" in facts:
@@ -174,7 +174,7 @@ def put_settings(
     external_id: str, settings: dict[str, Any], platform: PlatformDep, service: ServiceDep
 ) -> AccountOut:
     """Replace guardian settings; a setting that loosens a legal floor is rejected (422)."""
-    with service.tx() as s:
+    with service.tx(write=True) as s:
         account = require_account(s, platform, external_id, "external_id")
         account = repo.upsert_account(s, platform.id, external_id, settings=settings)
         service.forget_account(account.id)

@@ -87,7 +87,7 @@ def relationship_events(
 ) -> dict[str, int]:
     """Apply follow/block/approval events; all or nothing."""
     names = {e.src for e in body.events} | {e.dst for e in body.events}
-    with service.tx() as s:
+    with service.tx(write=True) as s:
         accounts = repo.get_accounts(s, platform.id, names)
         errors: list[dict[str, object]] = []
         for i, e in enumerate(body.events):
@@ -129,7 +129,7 @@ def content_flags(
     body: ContentFlagBatch, platform: PlatformDep, service: ServiceDep
 ) -> dict[str, int]:
     """Set or clear flags on content items (creating the items); all or nothing."""
-    with service.tx() as s:
+    with service.tx(write=True) as s:
         owners = repo.get_accounts(s, platform.id, {f.owner for f in body.flags})
         errors: list[dict[str, object]] = []
         for i, f in enumerate(body.flags):

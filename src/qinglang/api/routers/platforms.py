@@ -47,7 +47,7 @@ def register_platform(body: PlatformIn, service: ServiceDep) -> PlatformOut:
         field = "jurisdiction" if "unknown policy pack" in str(exc) else "policy_overlay"
         raise field_problem(422, field, str(exc)) from None
     try:
-        with service.tx() as s:
+        with service.tx(write=True) as s:
             p = repo.create_platform(
                 s,
                 body.slug,
@@ -71,7 +71,7 @@ def register_platform(body: PlatformIn, service: ServiceDep) -> PlatformOut:
 @router.post("/keys", status_code=201)
 def new_key(platform: PlatformDep, service: ServiceDep) -> dict[str, str]:
     """Issue another API key for the calling platform (for rotation)."""
-    with service.tx() as s:
+    with service.tx(write=True) as s:
         fresh = repo.get_platform(s, platform.id)
         assert fresh is not None
         return {"api_key": repo.issue_api_key(s, fresh, label="rotated")}
@@ -80,7 +80,7 @@ def new_key(platform: PlatformDep, service: ServiceDep) -> dict[str, str]:
 @router.delete("/keys/{prefix}", status_code=204)
 def revoke_key(prefix: str, platform: PlatformDep, service: ServiceDep) -> None:
     """Revoke one of the calling platform's keys by its prefix."""
-    with service.tx() as s:
+    with service.tx(write=True) as s:
         if not repo.revoke_api_key(s, platform.id, prefix):
             raise field_problem(404, "prefix", f"no active key with prefix {prefix!r}", "Not found")
 
