@@ -7,13 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from qinglang.api.problems import Problem
+from qinglang.api.problems import Problem, unauthorised
 from qinglang.api.service import Service
-from qinglang.store import repo
 from qinglang.store.models import Platform
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     """The service object of this process."""
     service: Service = request.app.state.service
     return service
@@ -27,30 +26,23 @@ def _bearer(authorization: str | None, x_api_key: str | None) -> str | None:
     return None
 
 
-def _unauthorised(detail: str) -> Problem:
-    return Problem(
-        401,
-        "Unauthorised",
-        detail,
-        [{"field": "Authorization", "message": detail}],
-        headers={"WWW-Authenticate": 'Bearer realm="qinglang"'},
-    )
+async def api_key(
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> str:
+    """The API key sent with the request (401 problem when there is none)."""
+    key = _bearer(authorization, x_api_key)
+    if key is None:
+        raise unauthorised("missing API key: send 'Authorization: Bearer <key>'")
+    return key
 
 
 def current_platform(
-    service: Annotated[Service, Depends(get_service)],
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    service: Annotated[Service, Depends(get_service)], key: Annotated[str, Depends(api_key)]
 ) -> Platform:
     """The platform whose API key authenticates this request (401 problem otherwise)."""
-    key = _bearer(authorization, x_api_key)
-    if key is None:
-        raise _unauthorised("missing API key: send 'Authorization: Bearer <key>'")
     with service.tx() as session:
-        platform = repo.platform_for_api_key(session, key)
-    if platform is None:
-        raise _unauthorised("API key is not valid or was revoked")
-    return platform
+        return service.authenticate(session, key)
 
 
 def require_admin(
@@ -68,8 +60,9 @@ def require_admin(
         )
     given = _bearer(authorization, None)
     if given is None or not hmac.compare_digest(given, token):
-        raise _unauthorised("admin token missing or wrong")
+        raise unauthorised("admin token missing or wrong")
 
 
 PlatformDep = Annotated[Platform, Depends(current_platform)]
 ServiceDep = Annotated[Service, Depends(get_service)]
+ApiKeyDep = Annotated[str, Depends(api_key)]

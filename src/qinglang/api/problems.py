@@ -36,6 +36,17 @@ def field_problem(status: int, field: str, message: str, title: str = "Invalid r
     return Problem(status, title, f"{field}: {message}", [{"field": field, "message": message}])
 
 
+def unauthorised(detail: str) -> Problem:
+    """A 401 problem about the API key (the `Authorization` header)."""
+    return Problem(
+        401,
+        "Unauthorised",
+        detail,
+        [{"field": "Authorization", "message": detail}],
+        headers={"WWW-Authenticate": 'Bearer realm="qinglang"'},
+    )
+
+
 def problem_response(p: Problem, request: Request) -> JSONResponse:
     """Render a problem document."""
     body: dict[str, Any] = {

@@ -6,18 +6,21 @@ calls `qinglang.guard`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from qinglang.api.problems import Problem, field_problem
+from qinglang.api.problems import Problem, field_problem, unauthorised
 from qinglang.guard import (
     Decision,
     ExposureIndex,
@@ -34,6 +37,8 @@ from qinglang.store.crypto import KeyRing, keyring_of
 from qinglang.store.models import Account, ContentFlag, Platform
 
 PROFILE_CACHE_SIZE = 50_000
+API_KEY_CACHE_SIZE = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,17 @@ class Settings:
 
     db_url: str = "sqlite:///./qinglang.db"
     admin_token: str | None = None
+    key_cache_seconds: float = 5.0
+    """How long a worker trusts its last look-up of an API key: a key revoked through another
+    worker stops working there within this time (0: look up on every request)."""
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read QINGLANG_DB_URL and QINGLANG_ADMIN_TOKEN."""
+        """Read QINGLANG_DB_URL, QINGLANG_ADMIN_TOKEN and QINGLANG_KEY_CACHE_SECONDS."""
         return cls(
             db_url=os.environ.get("QINGLANG_DB_URL", cls.db_url),
             admin_token=os.environ.get("QINGLANG_ADMIN_TOKEN") or None,
+            key_cache_seconds=float(os.environ.get("QINGLANG_KEY_CACHE_SECONDS", "5")),
         )
 
 
@@ -67,6 +76,44 @@ class Service:
         self.keys: KeyRing = keys
         self._policies: dict[tuple[int, str, str | None], Policy] = {}
         self._profiles: OrderedDict[tuple[Any, ...], Profile] = OrderedDict()
+        self._api_keys: dict[str, tuple[float, Platform | None]] = {}
+        self._inline = self.engine.dialect.name == "sqlite"
+
+    def authenticate(self, session: Session, api_key: str) -> Platform:
+        """The platform owning this API key (briefly cached per process), or a 401 problem."""
+        digest = hashlib.sha256(api_key.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._api_keys.get(digest)
+        if hit is not None and hit[0] > now:
+            platform = hit[1]
+        else:
+            platform = repo.platform_for_api_key(session, api_key)
+            if self.settings.key_cache_seconds > 0:
+                if len(self._api_keys) >= API_KEY_CACHE_SIZE:
+                    self._api_keys.clear()
+                self._api_keys[digest] = (now + self.settings.key_cache_seconds, platform)
+        if platform is None:
+            raise unauthorised("API key is not valid or was revoked")
+        return platform
+
+    def forget_api_keys(self) -> None:
+        """Drop cached key look-ups (after a key was issued or revoked through this process)."""
+        self._api_keys.clear()
+
+    async def run(self, api_key: str, work: Callable[[Session, Platform], T]) -> T:
+        """Authenticate and do a request's reads in one transaction.
+
+        With SQLite (local file, sub-millisecond calls) the work runs on the event loop: a
+        thread hop costs more than it saves and GIL hand-offs between threads add latency.
+        With a network database it runs in the thread pool, so the loop never waits on I/O.
+        """
+        if self._inline:
+            return self._run(api_key, work)
+        return await run_in_threadpool(self._run, api_key, work)
+
+    def _run(self, api_key: str, work: Callable[[Session, Platform], T]) -> T:
+        with self.tx() as session:
+            return work(session, self.authenticate(session, api_key))
 
     @contextmanager
     def tx(self, write: bool = False) -> Iterator[Session]:
@@ -151,6 +198,17 @@ def require_account(session: Session, platform: Platform, external_id: str, fiel
             404, field, f"no account {external_id!r} on this platform", "Unknown account"
         )
     return account
+
+
+def require_accounts(session: Session, platform: Platform, **by_field: str) -> dict[str, Account]:
+    """Several accounts in one query, by request field; a 404 problem names the first unknown."""
+    found = repo.get_accounts(session, platform.id, by_field.values())
+    for field, external_id in by_field.items():
+        if external_id not in found:
+            raise field_problem(
+                404, field, f"no account {external_id!r} on this platform", "Unknown account"
+            )
+    return {field: found[external_id] for field, external_id in by_field.items()}
 
 
 def relation(session: Session, sender: Account, recipient: Account) -> Relation:

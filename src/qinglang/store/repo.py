@@ -364,23 +364,45 @@ def set_relationship(
 
 def relation_between(session: Session, a_id: int, b_id: int) -> RelationFacts:
     """Return every edge between accounts a and b as :class:`RelationFacts` (one query)."""
-    rows = session.execute(
-        select(Relationship.src_account_id, Relationship.kind).where(
-            or_(
-                and_(Relationship.src_account_id == a_id, Relationship.dst_account_id == b_id),
-                and_(Relationship.src_account_id == b_id, Relationship.dst_account_id == a_id),
+    return relations_from(session, a_id, [b_id])[b_id]
+
+
+def relations_from(session: Session, a_id: int, others: Iterable[int]) -> dict[int, RelationFacts]:
+    """Return :class:`RelationFacts` between account a and each of ``others`` (one query each
+    batch of ids); an account with no edge gets empty facts."""
+    wanted = list(dict.fromkeys(others))
+    edges: dict[int, set[tuple[bool, str]]] = {b: set() for b in wanted}
+    for batch in _chunks(wanted):
+        rows = session.execute(
+            select(
+                Relationship.src_account_id, Relationship.dst_account_id, Relationship.kind
+            ).where(
+                or_(
+                    and_(
+                        Relationship.src_account_id == a_id,
+                        Relationship.dst_account_id.in_(batch),
+                    ),
+                    and_(
+                        Relationship.dst_account_id == a_id,
+                        Relationship.src_account_id.in_(batch),
+                    ),
+                )
             )
+        ).all()
+        for src, dst, kind in rows:
+            from_a = src == a_id
+            edges[dst if from_a else src].add((from_a, kind))
+    return {
+        b: RelationFacts(
+            a_follows_b=(True, "follow") in e,
+            b_follows_a=(False, "follow") in e,
+            a_blocked_b=(True, "block") in e,
+            b_blocked_a=(False, "block") in e,
+            approved_contact_a_to_b=(False, "approved_contact") in e,
+            approved_contact_b_to_a=(True, "approved_contact") in e,
         )
-    ).all()
-    edges = {(src == a_id, kind) for src, kind in rows}
-    return RelationFacts(
-        a_follows_b=(True, "follow") in edges,
-        b_follows_a=(False, "follow") in edges,
-        a_blocked_b=(True, "block") in edges,
-        b_blocked_a=(False, "block") in edges,
-        approved_contact_a_to_b=(False, "approved_contact") in edges,
-        approved_contact_b_to_a=(True, "approved_contact") in edges,
-    )
+        for b, e in edges.items()
+    }
 
 
 def friends_of(session: Session, account_id: int) -> list[int]:

@@ -6,6 +6,7 @@ with citations and messages in Chinese and English, and the limits that apply.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from qinglang.api.deps import PlatformDep, ServiceDep
+from qinglang.api.deps import ApiKeyDep, ServiceDep
 from qinglang.api.problems import field_problem
 from qinglang.api.service import (
     Service,
@@ -22,6 +23,7 @@ from qinglang.api.service import (
     problem_for,
     relation,
     require_account,
+    require_accounts,
 )
 from qinglang.guard import (
     ConsentState,
@@ -154,133 +156,148 @@ def _answer(
     return d.to_dict()
 
 
-def _level(session: Session, viewer: Account, owner: Account) -> int:
-    if viewer.id == owner.id:
-        return OWNER
-    f = repo.relation_between(session, viewer.id, owner.id)
-    if f.mutual:
-        return FRIENDS
-    return FOLLOWERS if f.a_follows_b else PUBLIC
+def _levels(session: Session, viewer: Account, owners: Iterable[Account]) -> dict[int, int]:
+    """Owner account id → the viewer's audience level towards that owner (one query)."""
+    others = [o.id for o in owners if o.id != viewer.id]
+    facts = repo.relations_from(session, viewer.id, others)
+    levels = {viewer.id: OWNER}
+    for owner_id, f in facts.items():
+        levels[owner_id] = FRIENDS if f.mutual else FOLLOWERS if f.a_follows_b else PUBLIC
+    return levels
 
 
 @router.post("/contact")
-def contact(body: ContactIn, platform: PlatformDep, service: ServiceDep) -> dict[str, Any]:
+async def contact(body: ContactIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May sender take action towards recipient."""
-    with service.tx() as s:
-        sender = require_account(s, platform, body.sender, "sender")
-        recipient = require_account(s, platform, body.recipient, "recipient")
-        rel = relation(s, sender, recipient)
-    d = contact_decision(
-        body.action, service.profile(platform, sender), service.profile(platform, recipient), rel
-    )
-    return _answer(service, platform, "contact", body.action, d, sender, recipient)
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
+        a = require_accounts(s, platform, sender=body.sender, recipient=body.recipient)
+        sender, recipient = a["sender"], a["recipient"]
+        d = contact_decision(
+            body.action,
+            service.profile(platform, sender),
+            service.profile(platform, recipient),
+            relation(s, sender, recipient),
+        )
+        return _answer(service, platform, "contact", body.action, d, sender, recipient)
+
+    return await service.run(key, work)
 
 
 def _viewer_and_index(
     s: Session, service: Service, platform: Platform, viewer: Account, items: list[str]
 ) -> tuple[Viewer, ExposureIndex]:
-    policy = service.policy_for(platform)
     stored = repo.flags_for_items(s, platform.id, items)
     flagged = {k: v for k, v in stored.items() if v}
-    index = ExposureIndex(policy)
+    index = ExposureIndex(service.policy_for(platform))
     owner_of = repo.item_owners(s, platform.id, list(flagged))
-    owners: dict[int, Account] = {}
     for item_id, flags in flagged.items():
-        owner = owner_of[item_id]
-        owners[owner.id] = owner
-        f = item_flags(service, platform, flags, owner)
+        f = item_flags(service, platform, flags, owner_of[item_id])
         if f is not None:
             index.put(item_id, f)
-    friends: set[str] = set()
-    following: set[str] = set()
-    for owner in owners.values():
-        lvl = _level(s, viewer, owner)
-        if lvl == FRIENDS:
-            friends.add(owner.external_id)
-        elif lvl == FOLLOWERS:
-            following.add(owner.external_id)
+    owners = {o.id: o for o in owner_of.values()}
+    levels = _levels(s, viewer, owners.values())
+    friends = {owners[i].external_id for i, lvl in levels.items() if lvl == FRIENDS}
+    following = {owners[i].external_id for i, lvl in levels.items() if lvl == FOLLOWERS}
     return Viewer(service.profile(platform, viewer), friends, following), index
 
 
 @router.post("/exposure")
-def exposure(body: ExposureIn, platform: PlatformDep, service: ServiceDep) -> dict[str, Any]:
+async def exposure(body: ExposureIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May this item be shown to this viewer on this surface."""
-    with service.tx() as s:
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
         viewer = require_account(s, platform, body.viewer, "viewer")
         v, index = _viewer_and_index(s, service, platform, viewer, [body.item])
-    d = exposure_decision(v, index.flags.get(body.item), body.surface)
-    return _answer(service, platform, "exposure", body.surface, d, viewer)
+        d = exposure_decision(v, index.flags.get(body.item), body.surface)
+        return _answer(service, platform, "exposure", body.surface, d, viewer)
+
+    return await service.run(key, work)
 
 
 @router.post("/exposure/batch")
-def exposure_batch(
-    body: ExposureBatchIn, platform: PlatformDep, service: ServiceDep
+async def exposure_batch(
+    body: ExposureBatchIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
     """The viewer's candidate list with what may not be shown removed (order kept)."""
-    with service.tx() as s:
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
         viewer = require_account(s, platform, body.viewer, "viewer")
         v, index = _viewer_and_index(s, service, platform, viewer, body.candidates)
-    kept = filter_candidates(v, body.candidates, index, body.surface)
-    out: dict[str, Any] = {"allowed": kept, "removed": len(body.candidates) - len(kept)}
-    if body.explain:
-        removed = explain_filtered(v, body.candidates, index, body.surface)
-        out["reasons"] = {c: d.to_dict() for c, d in removed.items()}
-    return out
+        kept = filter_candidates(v, body.candidates, index, body.surface)
+        out: dict[str, Any] = {"allowed": kept, "removed": len(body.candidates) - len(kept)}
+        if body.explain:
+            removed = explain_filtered(v, body.candidates, index, body.surface)
+            out["reasons"] = {c: d.to_dict() for c, d in removed.items()}
+        return out
+
+    return await service.run(key, work)
 
 
 @router.post("/attribute")
-def attribute(body: AttributeIn, platform: PlatformDep, service: ServiceDep) -> dict[str, Any]:
+async def attribute(body: AttributeIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the owner's location, face or school be shown to the viewer."""
-    with service.tx() as s:
-        owner = require_account(s, platform, body.owner, "owner")
-        viewer = require_account(s, platform, body.viewer, "viewer")
-        level = _level(s, viewer, owner)
-    d = attribute_decision(service.profile(platform, owner), body.attribute, level)
-    return _answer(service, platform, "attribute", body.attribute, d, owner, viewer)
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
+        a = require_accounts(s, platform, owner=body.owner, viewer=body.viewer)
+        owner, viewer = a["owner"], a["viewer"]
+        level = _levels(s, viewer, [owner])[owner.id]
+        d = attribute_decision(service.profile(platform, owner), body.attribute, level)
+        return _answer(service, platform, "attribute", body.attribute, d, owner, viewer)
+
+    return await service.run(key, work)
 
 
 @router.post("/collection")
-def collection(body: CollectionIn, platform: PlatformDep, service: ServiceDep) -> dict[str, Any]:
+async def collection(body: CollectionIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May this category of personal information be collected from the account for the purpose."""
-    with service.tx() as s:
-        account = require_account(s, platform, body.account, "account")
     consent = ConsentState(guardian=body.consent.guardian, separate=body.consent.separate)
-    d = collection_decision(
-        service.profile(platform, account), body.category, body.purpose, consent
-    )
-    return _answer(service, platform, "collection", body.category, d, account)
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
+        account = require_account(s, platform, body.account, "account")
+        profile = service.profile(platform, account)
+        d = collection_decision(profile, body.category, body.purpose, consent)
+        return _answer(service, platform, "collection", body.category, d, account)
+
+    return await service.run(key, work)
 
 
 @router.post("/spending")
-def spending(body: SpendingIn, platform: PlatformDep, service: ServiceDep) -> dict[str, Any]:
+async def spending(body: SpendingIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the account pay this amount now; includes what remains today and this month."""
-    with service.tx() as s:
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
         account = require_account(s, platform, body.account, "account")
-    try:
-        d = spending_decision(
-            service.profile(platform, account),
-            body.amount_fen,
-            body.today_total_fen,
-            body.month_total_fen,
-            body.purpose,
-        )
-    except ValueError as exc:
-        raise problem_for(exc, "amount_fen") from None
-    return _answer(service, platform, "spending", body.purpose, d, account)
+        try:
+            d = spending_decision(
+                service.profile(platform, account),
+                body.amount_fen,
+                body.today_total_fen,
+                body.month_total_fen,
+                body.purpose,
+            )
+        except ValueError as exc:
+            raise problem_for(exc, "amount_fen") from None
+        return _answer(service, platform, "spending", body.purpose, d, account)
+
+    return await service.run(key, work)
 
 
 @router.post("/playtime")
-def playtime(body: PlaytimeIn, platform: PlatformDep, service: ServiceDep) -> dict[str, Any]:
+async def playtime(body: PlaytimeIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the account use a game or general app now; includes minutes left and the next window."""
     at: datetime = body.at or now_utc()
-    with service.tx() as s:
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
         account = require_account(s, platform, body.account, "account")
-    try:
-        d = playtime_decision(
-            service.profile(platform, account, at), body.kind, at, body.minutes_used_today
-        )
-    except CalendarRangeError as exc:
-        raise field_problem(422, "at", str(exc)) from None
-    except ValueError as exc:
-        raise problem_for(exc, "at") from None
-    return _answer(service, platform, "playtime", body.kind, d, account)
+        try:
+            d = playtime_decision(
+                service.profile(platform, account, at), body.kind, at, body.minutes_used_today
+            )
+        except CalendarRangeError as exc:
+            raise field_problem(422, "at", str(exc)) from None
+        except ValueError as exc:
+            raise problem_for(exc, "at") from None
+        return _answer(service, platform, "playtime", body.kind, d, account)
+
+    return await service.run(key, work)

@@ -74,7 +74,9 @@ def new_key(platform: PlatformDep, service: ServiceDep) -> dict[str, str]:
     with service.tx(write=True) as s:
         fresh = repo.get_platform(s, platform.id)
         assert fresh is not None
-        return {"api_key": repo.issue_api_key(s, fresh, label="rotated")}
+        key = repo.issue_api_key(s, fresh, label="rotated")
+    service.forget_api_keys()
+    return {"api_key": key}
 
 
 @router.delete("/keys/{prefix}", status_code=204)
@@ -83,6 +85,7 @@ def revoke_key(prefix: str, platform: PlatformDep, service: ServiceDep) -> None:
     with service.tx(write=True) as s:
         if not repo.revoke_api_key(s, platform.id, prefix):
             raise field_problem(404, "prefix", f"no active key with prefix {prefix!r}", "Not found")
+    service.forget_api_keys()
 
 
 @router.get("/policy")
