@@ -46,7 +46,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -59,6 +58,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from qinglang.guard import (
     ExposureIndex,
@@ -74,6 +76,10 @@ from qinglang.guard import (
     spending_decision,
 )
 from qinglang.policy import Policy, load_policy
+from qinglang.store import DataKey
+
+DATA_KEY = DataKey.generate().to_b64()
+"""Encryption key for the benchmark's database (PostgreSQL needs one given; SQLite too, here)."""
 
 RPS_TARGET = 1_500.0  # decision requests/s with two workers
 P99_TARGET_MS = 25.0
@@ -375,6 +381,7 @@ def server(db_url: str, port: int, workers: int, admin: str, log: Path) -> Itera
     """Run `qinglang serve` in its own process group; yield its pid; always stop it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QINGLANG_")}
     env["QINGLANG_ADMIN_TOKEN"] = admin
+    env["QINGLANG_DATA_KEY"] = DATA_KEY
     cmd = [
         *qinglang_command(),
         "serve",
@@ -877,6 +884,12 @@ def print_table(results: Sequence[Result], cores: int, workers: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each timed phase")
+    ap.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on PostgreSQL (e.g. postgresql+psycopg://127.0.0.1:5432/test; a fresh schema "
+        "is created and dropped) instead of a temporary SQLite file",
+    )
     ap.add_argument("--warmup", type=float, default=3.0, help="untimed warm-up (seconds)")
     ap.add_argument("--connections", type=int, default=8, help="open connections (1..256)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
@@ -925,8 +938,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     problems: list[str] = []
     try:
-        db = tmp / "bench.db"
-        db_url = f"sqlite:///{db}"
+        db_url = f"sqlite:///{tmp / 'bench.db'}"
+        if args.postgres:
+            schema = f"qlbench_{secrets.token_hex(6)}"
+            _pg_exec(args.postgres, f'CREATE SCHEMA "{schema}"')
+            db_url = str(
+                make_url(args.postgres).update_query_dict({"options": f"-csearch_path={schema}"})
+            )
         admin = secrets.token_urlsafe(24)
         port = free_port()
         base = f"http://{HOST}:{port}"
@@ -990,7 +1008,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             if not _alive(pid):
                 problems.append("server died during the run")
-            logged = _count(db, "decision_logs")
+            logged = _count(db_url, "decision_logs")
             total = sum(r.requests for r in results)
         print()
         print_table(results, cores, args.workers)
@@ -1007,6 +1025,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if not problems else 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if args.postgres:
+            _pg_exec(args.postgres, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def server_errors(path: Path) -> str:
@@ -1037,9 +1057,22 @@ def server_errors(path: Path) -> str:
     return "\n".join(f"   {n}x {text}" for text, n in found.most_common())
 
 
-def _count(db: Path, table: str) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as c:
-        return int(c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+def _count(db_url: str, table: str) -> int:
+    engine = create_engine(db_url, poolclass=NullPool)
+    try:
+        with engine.connect() as c:
+            return int(c.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _pg_exec(url: str, sql: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as c:
+            c.execute(text(sql))
+    finally:
+        engine.dispose()
 
 
 def _wrk_version() -> str:

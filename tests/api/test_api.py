@@ -308,3 +308,18 @@ def test_lower_ranked_age_never_overrides_a_verified_one(api: TestClient) -> Non
     assert out["is_child"]
     out = put_account(api, "k", birth_date="2015-05-01", age_source="verified")
     assert out["age_update"] == "applied" and out["birth_date"] == "2015-05-01"
+
+
+def test_decisions_through_the_thread_pool(case: TestClient) -> None:
+    """The path used with a database on another host gives the same answers."""
+    service = case.app.state.service  # type: ignore[attr-defined]
+    service._inline = False
+    dm = case.post(
+        "/v1/decide/contact", json={"action": "dm", "sender": "man", "recipient": "girl"}
+    )
+    assert dm.json()["outcome"] == "deny"
+    assert_problem(
+        case.post("/v1/decide/contact", json={"action": "dm", "sender": "man", "recipient": "x"}),
+        404,
+        "recipient",
+    )
