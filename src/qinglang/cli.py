@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -195,6 +196,23 @@ def _show(d: Decision, as_json: bool) -> None:
         out.print(f"  {k}: {v}")
 
 
+def _account(
+    pack: str, overlay: Path | None, at: str | None, age: int | None, birth: str | None
+) -> tuple[Profile, datetime]:
+    """The profile of one account described on the command line, and the instant."""
+    policy, t = _policy(pack, overlay), _instant(at)
+    return _person(policy, "account", age, birth, t), t
+
+
+def _decide(make: Callable[[], Decision], as_json: bool, field: str = "") -> None:
+    """Make a decision and show it; a ValueError from the core is bad input (exit 2)."""
+    try:
+        d = make()
+    except ValueError as exc:
+        fail(f"{field}{exc}")
+    _show(d, as_json)
+
+
 Pack = Annotated[str, typer.Option(help="policy pack id")]
 Overlay = Annotated[Path | None, typer.Option(help="platform overlay TOML")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -224,11 +242,11 @@ def decide_contact(
     policy, t = _policy(pack, overlay), _instant(at)
     s = _person(policy, "sender", sender_age, sender_birth_date, t)
     r = _person(policy, "recipient", recipient_age, recipient_birth_date, t)
-    try:
-        d = contact_decision(action, s, r, Relation(mutual, approved, blocked))
-    except ValueError as exc:
-        fail(f"action: {exc}")
-    _show(d, as_json)
+    _decide(
+        lambda: contact_decision(action, s, r, Relation(mutual, approved, blocked)),
+        as_json,
+        "action: ",
+    )
 
 
 @decide_app.command("playtime")
@@ -243,13 +261,8 @@ def decide_playtime(
     as_json: Json = False,
 ) -> None:
     """May an account use a game or general app at an instant."""
-    policy, t = _policy(pack, overlay), _instant(at)
-    p = _person(policy, "account", age, birth_date, t)
-    try:
-        d = playtime_decision(p, kind, t, used)
-    except ValueError as exc:
-        fail(str(exc))
-    _show(d, as_json)
+    p, t = _account(pack, overlay, at, age, birth_date)
+    _decide(lambda: playtime_decision(p, kind, t, used), as_json)
 
 
 @decide_app.command("spending")
@@ -266,13 +279,8 @@ def decide_spending(
     as_json: Json = False,
 ) -> None:
     """May an account pay an amount now."""
-    policy, t = _policy(pack, overlay), _instant(at)
-    p = _person(policy, "account", age, birth_date, t)
-    try:
-        d = spending_decision(p, amount, today, month, purpose)
-    except ValueError as exc:
-        fail(str(exc))
-    _show(d, as_json)
+    p, _t = _account(pack, overlay, at, age, birth_date)
+    _decide(lambda: spending_decision(p, amount, today, month, purpose), as_json)
 
 
 @decide_app.command("collection")
@@ -312,13 +320,8 @@ def decide_attribute(
     as_json: Json = False,
 ) -> None:
     """May an account's location, face or school be shown to a viewer."""
-    policy, t = _policy(pack, overlay), _instant(at)
-    p = _person(policy, "account", age, birth_date, t)
-    try:
-        d = attribute_decision(p, attribute, audience_level(viewer))
-    except ValueError as exc:
-        fail(str(exc))
-    _show(d, as_json)
+    p, _t = _account(pack, overlay, at, age, birth_date)
+    _decide(lambda: attribute_decision(p, attribute, audience_level(viewer)), as_json)
 
 
 # ---------------------------------------------------------------- policy

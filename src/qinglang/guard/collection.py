@@ -6,11 +6,12 @@ Consent state is an input here; the consent ledger that proves it is its own pac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.guard.profile import Profile
 
-CATEGORIES = (
+Category = Literal[
     "location",
     "face",
     "biometric",
@@ -21,7 +22,8 @@ CATEGORIES = (
     "health",
     "browsing",
     "other",
-)
+]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 
 
 class UnknownCategory(ValueError):

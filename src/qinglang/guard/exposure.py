@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.guard.profile import Profile
 from qinglang.policy import AUDIENCES, Policy
 
 NOBODY, OWNER, FRIENDS, FOLLOWERS, PUBLIC = range(len(AUDIENCES))
-SURFACES = ("recommend", "search", "trending", "profile")
-ATTRIBUTES = ("location", "face", "school")
+Surface = Literal["recommend", "search", "trending", "profile"]
+Attribute = Literal["location", "face", "school"]
+SURFACES: tuple[str, ...] = get_args(Surface)
+ATTRIBUTES: tuple[str, ...] = get_args(Attribute)
 
 
 class UnknownSurface(ValueError):

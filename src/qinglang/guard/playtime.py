@@ -8,6 +8,7 @@ daily budget and a night window. The answer gives the minutes left and the next 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Literal, get_args
 
 from qinglang.age import AgeSource
 from qinglang.guard.calendar import CalendarRangeError, DayKind, day_kind
@@ -15,7 +16,8 @@ from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.guard.profile import Profile, minutes_of
 from qinglang.policy import Rule
 
-KINDS = ("game", "general")
+ServiceKind = Literal["game", "general"]
+KINDS: tuple[str, ...] = get_args(ServiceKind)
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_DAYS = 31
 """How far ahead to look for the next allowed window."""

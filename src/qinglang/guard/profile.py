@@ -10,14 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, get_args
 
 from qinglang.age import AgeSource, age_at, band_for
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.policy import AUDIENCES, Policy, PolicyError, Rule, RuleValue, is_looser
 from qinglang.policy.loader import window_minutes
 
-CONTACT_ACTIONS = ("follow", "dm", "comment", "mention", "friend_request", "gift")
+ContactAction = Literal["follow", "dm", "comment", "mention", "friend_request", "gift"]
+CONTACT_ACTIONS: tuple[str, ...] = get_args(ContactAction)
 """Actions one account can take towards another."""
 
 _CONTACT_TOPIC = {

@@ -5,11 +5,14 @@ Amounts are integers in the currency's minor unit (CNY fen), never floats.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.guard.profile import Profile
 from qinglang.policy import Rule
 
-PURPOSES = ("purchase", "top_up", "gift", "tip", "fan_funding", "vote_ranking")
+Purpose = Literal["purchase", "top_up", "gift", "tip", "fan_funding", "vote_ranking"]
+PURPOSES: tuple[str, ...] = get_args(Purpose)
 _FAN = ("fan_funding", "vote_ranking")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -40,7 +40,11 @@ from qinglang.guard import (
     spending_decision,
 )
 from qinglang.guard.calendar import CalendarRangeError
-from qinglang.guard.exposure import FOLLOWERS, FRIENDS, OWNER, PUBLIC
+from qinglang.guard.collection import Category
+from qinglang.guard.exposure import FOLLOWERS, FRIENDS, OWNER, PUBLIC, Attribute, Surface
+from qinglang.guard.playtime import ServiceKind
+from qinglang.guard.profile import ContactAction
+from qinglang.guard.spending import Purpose
 from qinglang.store import repo
 from qinglang.store.models import Account, Platform
 
@@ -58,7 +62,7 @@ class Strict(BaseModel):
 class ContactIn(Strict):
     """May `sender` take `action` towards `recipient`."""
 
-    action: Literal["follow", "dm", "comment", "mention", "friend_request", "gift"]
+    action: ContactAction
     sender: Id
     recipient: Id
 
@@ -68,14 +72,14 @@ class ExposureIn(Strict):
 
     viewer: Id
     item: Id
-    surface: Literal["recommend", "search", "trending", "profile"] = "recommend"
+    surface: Surface = "recommend"
 
 
 class ExposureBatchIn(Strict):
     """Filter a viewer's candidate list (order kept); `explain` adds the reason per removed item."""
 
     viewer: Id
-    surface: Literal["recommend", "search", "trending", "profile"] = "recommend"
+    surface: Surface = "recommend"
     candidates: Annotated[list[Id], Field(max_length=10_000)]
     explain: bool = False
 
@@ -85,7 +89,7 @@ class AttributeIn(Strict):
 
     owner: Id
     viewer: Id
-    attribute: Literal["location", "face", "school"]
+    attribute: Attribute
 
 
 class ConsentIn(Strict):
@@ -99,18 +103,7 @@ class CollectionIn(Strict):
     """May `category` be collected from `account` for `purpose`, given `consent`."""
 
     account: Id
-    category: Literal[
-        "location",
-        "face",
-        "biometric",
-        "contacts",
-        "voice",
-        "identity_number",
-        "financial",
-        "health",
-        "browsing",
-        "other",
-    ]
+    category: Category
     purpose: str = Field(min_length=1, max_length=100)
     consent: ConsentIn = ConsentIn()
 
@@ -122,16 +115,14 @@ class SpendingIn(Strict):
     amount_fen: int = Field(gt=0)
     today_total_fen: int = Field(default=0, ge=0)
     month_total_fen: int = Field(default=0, ge=0)
-    purpose: Literal["purchase", "top_up", "gift", "tip", "fan_funding", "vote_ranking"] = (
-        "purchase"
-    )
+    purpose: Purpose = "purchase"
 
 
 class PlaytimeIn(Strict):
     """May `account` use a game or a general app at `at`, having used some minutes today."""
 
     account: Id
-    kind: Literal["game", "general"]
+    kind: ServiceKind
     at: AwareDatetime | None = Field(default=None, description="defaults to now")
     minutes_used_today: int = Field(default=0, ge=0, le=1440)
 
