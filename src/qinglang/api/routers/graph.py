@@ -72,6 +72,11 @@ class ContentFlagBatch(BaseModel):
     flags: Annotated[list[ContentFlagIn], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+def _bad(index: int, field: str, message: str) -> dict[str, object]:
+    """One bad item of a batch: its index, the field and why."""
+    return {"index": index, "field": field, "message": message}
+
+
 def _rejected(errors: list[dict[str, object]], what: str) -> Problem:
     return Problem(
         422,
@@ -94,20 +99,14 @@ def relationship_events(
             for side in ("src", "dst"):
                 if getattr(e, side) not in accounts:
                     errors.append(
-                        {
-                            "index": i,
-                            "field": f"events.{i}.{side}",
-                            "message": f"no account {getattr(e, side)!r} on this platform",
-                        }
+                        _bad(
+                            i,
+                            f"events.{i}.{side}",
+                            f"no account {getattr(e, side)!r} on this platform",
+                        )
                     )
             if e.src == e.dst:
-                errors.append(
-                    {
-                        "index": i,
-                        "field": f"events.{i}.dst",
-                        "message": "src and dst are the same account",
-                    }
-                )
+                errors.append(_bad(i, f"events.{i}.dst", "src and dst are the same account"))
         if errors:
             raise _rejected(errors, "events")
         changed = 0
@@ -135,19 +134,15 @@ def content_flags(
         for i, f in enumerate(body.flags):
             if f.owner not in owners:
                 errors.append(
-                    {
-                        "index": i,
-                        "field": f"flags.{i}.owner",
-                        "message": f"no account {f.owner!r} on this platform",
-                    }
+                    _bad(i, f"flags.{i}.owner", f"no account {f.owner!r} on this platform")
                 )
             if f.audience is not None and f.kind not in ("minor_pi", "shows_minor"):
                 errors.append(
-                    {
-                        "index": i,
-                        "field": f"flags.{i}.audience",
-                        "message": "audience applies to minor_pi and shows_minor flags only",
-                    }
+                    _bad(
+                        i,
+                        f"flags.{i}.audience",
+                        "audience applies to minor_pi and shows_minor flags only",
+                    )
                 )
         if errors:
             raise _rejected(errors, "flags")
