@@ -324,6 +324,74 @@ def decide_attribute(
     _decide(lambda: attribute_decision(p, attribute, audience_level(viewer)), as_json)
 
 
+# ---------------------------------------------------------------- scan
+
+
+@app.command("scan")
+def scan_command(
+    source: Annotated[str, typer.Argument(help="file to scan, or - for standard input")] = "-",
+    fmt: Annotated[
+        str, typer.Option("--format", help="text (a record per line), jsonl or csv")
+    ] = "text",
+    column: Annotated[str | None, typer.Option(help="CSV column holding the text")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="write JSON lines here (default stdout)")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="only these categories (repeatable)")
+    ] = None,
+    max_line_bytes: int = 1 << 20,
+) -> None:
+    """Find personal information in text; one JSON line of findings per input record."""
+    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from qinglang.detect import CATEGORIES
+    from qinglang.jobs.scanfile import FORMATS, ScanStats, read_records, scan_records
+
+    if fmt not in FORMATS:
+        fail(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if column is not None and fmt != "csv":
+        fail("--column applies to --format csv only")
+    for c in category or []:
+        if c not in CATEGORIES:
+            fail(f"--category: unknown category {c!r}; expected one of {', '.join(CATEGORIES)}")
+    try:
+        stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror}")
+    total = None if source == "-" else os.path.getsize(source)
+    stats = ScanStats()
+    sink = sys.stdout if output is None else output.open("w", encoding="utf-8")
+    progress = Progress(
+        TextColumn("scanning"), BarColumn(), TransferSpeedColumn(), console=err, transient=True
+    )
+    task = progress.add_task("scan", total=total)
+    try:
+        with progress, stream:
+            records = read_records(stream, fmt, column, max_line_bytes, stats)  # type: ignore[arg-type]
+            scan_records(
+                records,
+                sink.write,
+                stats,
+                category or None,
+                on_record=lambda: progress.update(task, completed=stats.bytes_read),
+            )
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        if output is not None:
+            sink.close()
+    for e in stats.errors:
+        err.print(f"error: {e}", highlight=False, soft_wrap=True)
+    err.print(
+        f"{stats.records:,} records scanned, {stats.findings:,} findings, "
+        f"{len(stats.errors):,} bad records",
+        highlight=False,
+    )
+    if stats.errors:
+        raise typer.Exit(2)
+
+
 # ---------------------------------------------------------------- policy
 
 

@@ -1,0 +1,226 @@
+"""The recogniser protocol and the registry that assembles recognisers for a scan.
+
+Every detector — the built-in patterns and checksums, and later a statistical model — is a
+`Recognizer`: a name, the categories it can report, the languages it applies to (empty: any), and
+``find(norm, original)`` returning findings in original offsets. Recognisers read the shared
+`Normalised` text, so normalisation runs once per scan and passes that several recognisers need
+(``Normalised.matches``) run once.
+
+Two optional attributes make scans cheaper. ``triggers`` (see `TriggeredRecognizer`) lets a scan
+skip a recogniser when the text lacks the characters it needs. ``batch_safe = True`` promises
+that the recogniser looks at most 16 characters around a match unless through patterns that
+cannot cross U+0000, and treats U+0000 like the end of the text; `scan_many` then scans many
+texts joined by runs of NUL in one pass when every recogniser of the registry is batch-safe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Iterator
+from functools import cache
+from typing import Protocol, runtime_checkable
+
+from qinglang.detect.findings import Finding
+from qinglang.detect.normalise import Normalised
+
+__all__ = [
+    "Plan",
+    "Recognizer",
+    "Registry",
+    "TriggeredRecognizer",
+    "default_minor_age",
+    "default_registry",
+]
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """A detector of one or more categories, run on text normalised once per scan."""
+
+    @property
+    def name(self) -> str:
+        """Unique name, reported on each finding as ``recognizer``."""
+        ...
+
+    @property
+    def categories(self) -> frozenset[str]:
+        """The categories this recogniser may report."""
+        ...
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """Languages (``zh``, ``en``) it applies to; empty for any text."""
+        ...
+
+    def find(self, norm: Normalised, original: str) -> Iterable[Finding]:
+        """Findings in `original` offsets (map normalised spans with ``norm.to_original``)."""
+        ...
+
+
+@runtime_checkable
+class TriggeredRecognizer(Recognizer, Protocol):
+    """A recogniser that says which characters it needs, so a scan can skip it cheaply.
+
+    ``triggers`` is a tuple of character sets (strings): the recogniser can only find
+    something when the normalised text holds at least one character of every set.
+    """
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Character sets that must each be represented in the normalised text."""
+        ...
+
+
+class Plan:
+    """The recognisers a scan runs, with a per-text test of their trigger characters."""
+
+    __slots__ = ("_always", "_bits", "_by_mask", "_categories", "_needs", "_trigger", "recognizers")
+
+    def __init__(self, recognizers: tuple[Recognizer, ...]) -> None:
+        self.recognizers = recognizers
+        bits: dict[str, int] = {}
+        needs: list[int] = []
+        k = 0
+        for r in recognizers:
+            groups = r.triggers if isinstance(r, TriggeredRecognizer) else ()
+            need = 0
+            for group in groups:
+                for c in group:
+                    bits[c] = bits.get(c, 0) | (1 << k)
+                need |= 1 << k
+                k += 1
+            needs.append(need)
+        self._bits = bits
+        self._needs = tuple(needs)
+        self._always = all(n == 0 for n in needs)
+        chars = "".join(re.escape(c) for c in sorted(bits))
+        self._trigger = re.compile(f"[{chars}]" if chars else "(?!)")
+        self._by_mask: dict[int, list[Recognizer]] = {}
+        self._categories = frozenset(c for r in recognizers for c in r.categories)
+
+    def within(self, categories: frozenset[str]) -> bool:
+        """Whether every category these recognisers report is in `categories`."""
+        return self._categories <= categories
+
+    def applicable(self, text: str) -> list[Recognizer]:
+        """The recognisers whose trigger characters all occur in `text`."""
+        if self._always:
+            return list(self.recognizers)
+        mask = 0
+        bits = self._bits
+        for c in set(self._trigger.findall(text)):
+            mask |= bits[c]
+        found = self._by_mask.get(mask)
+        if found is None:
+            found = [
+                r
+                for r, need in zip(self.recognizers, self._needs, strict=True)
+                if mask & need == need
+            ]
+            if len(self._by_mask) < 4096:
+                self._by_mask[mask] = found
+        return found
+
+
+class Registry:
+    """An ordered set of recognisers by name, and the subset that a scan needs."""
+
+    def __init__(self, recognizers: Iterable[Recognizer] = ()) -> None:
+        self._by_name: dict[str, Recognizer] = {}
+        self._selected: dict[tuple[frozenset[str] | None, frozenset[str]], tuple[Recognizer, ...]]
+        self._selected = {}
+        self._plans: dict[tuple[frozenset[str] | None, frozenset[str]], Plan] = {}
+        for r in recognizers:
+            self.add(r)
+
+    def add(self, recognizer: Recognizer, *, replace: bool = False) -> None:
+        """Add a recogniser; a name already present is an error unless `replace`."""
+        if not isinstance(recognizer, Recognizer):
+            raise TypeError(f"{recognizer!r} does not implement the Recognizer protocol")
+        if recognizer.name in self._by_name and not replace:
+            raise ValueError(f"a recogniser named {recognizer.name!r} is already registered")
+        self._by_name[recognizer.name] = recognizer
+        self._selected.clear()
+        self._plans.clear()
+
+    def remove(self, name: str) -> Recognizer:
+        """Remove and return the recogniser called `name`."""
+        try:
+            recognizer = self._by_name.pop(name)
+        except KeyError:
+            raise KeyError(f"no recogniser named {name!r}") from None
+        self._selected.clear()
+        self._plans.clear()
+        return recognizer
+
+    def get(self, name: str) -> Recognizer:
+        """The recogniser called `name`."""
+        return self._by_name[name]
+
+    @property
+    def batch_safe(self) -> bool:
+        """Whether every recogniser may read many texts joined by NUL runs (see `scan_many`)."""
+        return all(getattr(r, "batch_safe", False) is True for r in self._by_name.values())
+
+    @property
+    def categories(self) -> frozenset[str]:
+        """Every category some registered recogniser may report."""
+        return frozenset(c for r in self._by_name.values() for c in r.categories)
+
+    def select(
+        self, categories: Collection[str] | None, languages: frozenset[str]
+    ) -> tuple[Recognizer, ...]:
+        """The recognisers that can report one of `categories` (None: all) in `languages`."""
+        cats = None if categories is None else frozenset(categories)
+        key = (cats, languages)
+        found = self._selected.get(key)
+        if found is None:
+            found = tuple(
+                r
+                for r in self._by_name.values()
+                if (cats is None or r.categories & cats)
+                and (not r.languages or r.languages & languages)
+            )
+            self._selected[key] = found
+        return found
+
+    def plan(self, categories: Collection[str] | None, languages: frozenset[str]) -> Plan:
+        """`select` with a cheap per-text test of the recognisers' trigger characters."""
+        cats = None if categories is None else frozenset(categories)
+        key = (cats, languages)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = Plan(self.select(cats, languages))
+            self._plans[key] = plan
+        return plan
+
+    def __iter__(self) -> Iterator[Recognizer]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __repr__(self) -> str:
+        return f"Registry({list(self._by_name)})"
+
+
+@cache
+def default_minor_age() -> int:
+    """The age below which a person is a minor: ``age.minor_below`` of the ``cn`` policy pack."""
+    from qinglang.policy import load_pack
+
+    value = load_pack("cn").require("age.minor_below").value
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"age.minor_below should be an integer, got {value!r}")
+    return value
+
+
+def default_registry(*, minor_below: int | None = None) -> Registry:
+    """A new registry of the built-in fast-path recognisers (patterns, checksums, context)."""
+    from qinglang.detect.recognisers import builtin_recognisers
+
+    limit = default_minor_age() if minor_below is None else minor_below
+    return Registry(builtin_recognisers(minor_below=limit))

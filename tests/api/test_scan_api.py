@@ -1,0 +1,55 @@
+"""POST /v1/scan: findings per text, and content that exposes a minor gets flagged."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from .test_api import assert_problem, put_account
+
+
+def test_scan_batch_and_flag(api: TestClient) -> None:
+    put_account(api, "girl", birth_date="2016-03-01", age_source="guardian_declared")
+    put_account(api, "man", birth_date="1980-03-01", age_source="verified")
+    api.post(
+        "/v1/relationships", json={"events": [{"type": "follow", "src": "man", "dst": "girl"}]}
+    )
+    r = api.post(
+        "/v1/scan",
+        json={
+            "items": [
+                {
+                    "id": "t1",
+                    "text": "我今年10岁，在实验小学三年级2班，电话13812345678",
+                    "item": "vid",
+                    "owner": "girl",
+                },
+                {"id": "t2", "text": "今天天气很好"},
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    cats = {f["category"] for f in body["results"][0]["findings"]}
+    assert {"age", "phone"} <= cats
+    assert body["results"][1]["findings"] == []
+    assert body["flagged_items"] == ["vid"]
+    d = api.post("/v1/decide/exposure", json={"viewer": "man", "item": "vid"}).json()
+    assert d["outcome"] == "deny" and d["reasons"][0]["rule_id"] == "cn.exposure.minor_pi"
+
+
+def test_scan_bad_input(api: TestClient) -> None:
+    assert_problem(api.post("/v1/scan", json={"items": []}), 422, "items")
+    r = api.post("/v1/scan", json={"items": [{"id": "a", "text": "x"}], "categories": ["zodiac"]})
+    assert_problem(r, 422, "categories.0")
+    r = api.post("/v1/scan", json={"items": [{"id": "a", "text": "x", "item": "i"}]})
+    assert_problem(r, 422, "items.0.owner")
+    r = api.post(
+        "/v1/scan", json={"items": [{"id": "a", "text": "x", "item": "i", "owner": "ghost"}]}
+    )
+    assert_problem(r, 404, "items.0.owner")
+    r = api.post(
+        "/v1/scan",
+        json={"items": [{"id": "a", "text": "x"}]},
+        headers={"Authorization": "Bearer no"},
+    )
+    assert_problem(r, 401, "Authorization")
