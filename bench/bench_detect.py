@@ -7,7 +7,7 @@ lines are cycled (or cut) to ``--mb`` megabytes of UTF-8. Measured, line by line
 
 1. qinglang fast path: ``scan(line, categories=STRUCTURED)`` (normalisation + structured
    recognisers, no model);
-2. qinglang full path: ``scan(line)`` (categories=None, with the model when the package ships
+2. qinglang full path: ``scan(line, model=True)`` (categories=None, with the model the package ships
    one);
 3. Presidio ``AnalyzerEngine.analyze(line, language="zh")`` with a registry holding only regex
    ``PatternRecognizer``s equivalent to qinglang's structured categories (CN mobile/landline,
@@ -450,7 +450,7 @@ def summarise(lines: Sequence[Line], results: Sequence[list[Finding]]) -> tuple[
 def describe_recognisers(detect: Any) -> str:
     """Names and categories of the default registry's recognisers, when the package says."""
     try:
-        registry = detect.default_registry()
+        registry = detect.default_registry(model=True)
         recs = registry.select(None, frozenset({"zh", "en"}))
         parts = []
         for r in recs:
@@ -508,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return [(f.category, f.start, f.end) for f in scan(text, categories=STRUCTURED)]
 
     def q_full(text: str) -> list[Finding]:
-        return [(f.category, f.start, f.end) for f in scan(text)]
+        return [(f.category, f.start, f.end) for f in scan(text, model=True)]
 
     print(f"\n{'':<36} {'best time':>11} {'throughput':>14}")
     rss0 = current_rss_mb()

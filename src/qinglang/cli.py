@@ -341,6 +341,9 @@ def scan_command(
         list[str] | None, typer.Option("--category", help="only these categories (repeatable)")
     ] = None,
     max_line_bytes: int = 1 << 20,
+    model: Annotated[
+        bool, typer.Option(help="also run the statistical model (names, addresses, schools)")
+    ] = False,
 ) -> None:
     """Find personal information in text; one JSON line of findings per input record."""
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
@@ -375,6 +378,7 @@ def scan_command(
                 stats,
                 category or None,
                 on_record=lambda: progress.update(task, completed=stats.bytes_read),
+                model=model,
             )
     except ValueError as exc:
         fail(str(exc))

@@ -326,3 +326,20 @@ def test_throughput_smoke() -> None:
     recalled = sum(want <= {f.category for f in fs} for want, fs in planted)
     assert recalled >= 0.95 * len(planted)
     assert sum(len(fs) for fs in per_line) >= 0.9 * len(whole)
+
+
+def test_scan_many_never_merges_addresses_across_texts() -> None:
+    texts = ["阳光小区3栋2单元501", "阳光小区3栋2单元501"]
+    assert scan_many(texts, now=NOW) == [scan(t, now=NOW) for t in texts]
+    assert [f.value for f in scan_many(texts, now=NOW)[0]] == ["阳光小区3栋2单元501"]
+
+
+def test_model_is_opt_in() -> None:
+    text = "我叫张伟，在北京市海淀区中关村大街上学"
+    assert not any(f.category == "person_name" for f in scan(text, now=NOW))
+    names = [
+        text[f.start : f.end]
+        for f in scan(text, now=NOW, model=True)
+        if f.category == "person_name"
+    ]
+    assert names == ["张伟"]

@@ -107,3 +107,11 @@ def test_bad_arguments_exit_2(args: tuple[str, ...], tmp_path: Path) -> None:
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.decode().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+def test_model_flag_adds_names() -> None:
+    text = "我叫张伟，在北京市海淀区中关村大街上学\n".encode()
+    plain = out_lines(scan_cli("-", stdin=text))[0]["findings"]
+    with_model = out_lines(scan_cli("-", "--model", stdin=text))[0]["findings"]
+    assert not any(f["category"] == "person_name" for f in plain)  # type: ignore[union-attr,index]
+    assert any(f["category"] == "person_name" for f in with_model)  # type: ignore[union-attr,index]

@@ -218,9 +218,18 @@ def default_minor_age() -> int:
     return value
 
 
-def default_registry(*, minor_below: int | None = None) -> Registry:
-    """A new registry of the built-in fast-path recognisers (patterns, checksums, context)."""
+def default_registry(*, minor_below: int | None = None, model: bool = False) -> Registry:
+    """A new registry of the built-in recognisers: the fast path (patterns, checksums, context)
+    and, with `model`, the statistical model for names, addresses and schools.
+
+    The model is opt-in while its accuracy is below the project's bar (docs/model_card_ner.md):
+    its false positives would otherwise flag ordinary text.
+    """
     from qinglang.detect.recognisers import builtin_recognisers
+    from qinglang.detect.recognisers.model import ModelRecognizer
 
     limit = default_minor_age() if minor_below is None else minor_below
-    return Registry(builtin_recognisers(minor_below=limit))
+    recognisers: list[Recognizer] = list(builtin_recognisers(minor_below=limit))
+    if model:
+        recognisers.append(ModelRecognizer())
+    return Registry(recognisers)

@@ -51,13 +51,14 @@ BATCH_SEPARATOR: Final = "\x00"
 """Joins texts that `scan_many` scans together: no pattern crosses it, no context reaches over."""
 BATCH_CHARS: Final = 1 << 16
 """About how many characters `scan_many` scans in one pass."""
-_DEFAULT: list[Registry] = []
+_DEFAULTS: dict[bool, Registry] = {}
 
 
-def _default() -> Registry:
-    if not _DEFAULT:
-        _DEFAULT.append(default_registry())
-    return _DEFAULT[0]
+def _default(model: bool = False) -> Registry:
+    reg = _DEFAULTS.get(model)
+    if reg is None:
+        reg = _DEFAULTS[model] = default_registry(model=model)
+    return reg
 
 
 def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
@@ -109,10 +110,15 @@ def scan(
     categories: Collection[str] | None = None,
     now: datetime | date | None = None,
     registry: Registry | None = None,
+    model: bool = False,
 ) -> list[Finding]:
-    """Find personal information in `text`; findings sorted by start, in original offsets."""
+    """Find personal information in `text`; findings sorted by start, in original offsets.
+
+    `model` adds the statistical recogniser of names, addresses and schools to the default
+    recognisers (ignored when `registry` is given).
+    """
     cats = _check(categories, lang)
-    return _scan_one(text, lang, cats, shanghai_today(now), registry or _default())
+    return _scan_one(text, lang, cats, shanghai_today(now), registry or _default(model))
 
 
 def scan_many(
@@ -122,11 +128,12 @@ def scan_many(
     categories: Collection[str] | None = None,
     now: datetime | date | None = None,
     registry: Registry | None = None,
+    model: bool = False,
 ) -> list[list[Finding]]:
     """`scan` each text; same findings, but short texts are scanned together (faster)."""
     cats = _check(categories, lang)
     today = shanghai_today(now)
-    reg = registry or _default()
+    reg = registry or _default(model)
     items = list(texts)
     if not reg.batch_safe:
         return [_scan_one(t, lang, cats, today, reg) for t in items]

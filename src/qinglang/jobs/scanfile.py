@@ -129,6 +129,7 @@ def scan_records(
     stats: ScanStats,
     categories: Iterable[str] | None = None,
     on_record: Callable[[], None] | None = None,
+    model: bool = False,
 ) -> None:
     """Scan each good record and write one JSON line; collect the errors of bad ones."""
     cats = None if categories is None else frozenset(categories)
@@ -136,7 +137,7 @@ def scan_records(
         if rec.error is not None or rec.text is None:
             stats.errors.append(rec.error or f"line {rec.line}: no text")
         else:
-            findings = scan(rec.text, categories=cats)
+            findings = scan(rec.text, categories=cats, model=model)
             stats.records += 1
             stats.findings += len(findings)
             out = {"id": rec.id, "findings": [f.to_dict() for f in findings]}

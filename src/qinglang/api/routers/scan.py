@@ -46,6 +46,9 @@ class ScanIn(BaseModel):
 
     items: Annotated[list[ScanItem], Field(min_length=1, max_length=MAX_ITEMS)]
     categories: list[str] | None = None
+    model: bool = Field(
+        default=False, description="also run the statistical model (names, addresses, schools)"
+    )
 
 
 def _reveals_minor(findings: list[Finding], owner_is_minor: bool) -> bool:
@@ -75,7 +78,7 @@ async def scan_texts(body: ScanIn, key: ApiKeyDep, service: ServiceDep) -> dict[
     cats = None if body.categories is None else frozenset(body.categories)
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        results = [(it, scan(it.text, categories=cats)) for it in body.items]
+        results = [(it, scan(it.text, categories=cats, model=body.model)) for it in body.items]
         return {
             "results": [
                 {"id": it.id, "findings": [f.to_dict() for f in found]} for it, found in results

@@ -169,7 +169,9 @@ class AddressRecognizer:
         for start, end, kind in parts:
             if spans and start < spans[-1][1]:
                 continue
-            if spans and start - spans[-1][1] <= 1 and "en" not in (kind, spans[-1][2]):
+            gap = text[spans[-1][1] : start] if spans else ""
+            # "\x00" separates texts that scan_many scans together: never merge across it
+            if spans and len(gap) <= 1 and "\x00" not in gap and "en" not in (kind, spans[-1][2]):
                 prev = spans.pop()
                 spans.append((prev[0], end, "merged"))
             else:
