@@ -51,24 +51,10 @@ sys.path.insert(0, str(ROOT / "tests" / "detect"))
 
 from evasion import Case, Expect, generate  # noqa: E402
 
+from qinglang.detect import MODEL_CATEGORIES, STRUCTURED_CATEGORIES  # noqa: E402
+
 CLUENER = Path("/work/shared/data/ner/cluener")
-STRUCTURED = (
-    "phone",
-    "id_number",
-    "passport",
-    "travel_permit",
-    "bank_card",
-    "email",
-    "qq",
-    "wechat",
-    "ip_address",
-    "gps",
-    "licence_plate",
-    "birthday",
-    "age",
-    "grade_class",
-)
-MODEL_CATEGORIES = ("address", "school", "person_name")
+STRUCTURED = STRUCTURED_CATEGORIES
 TARGET_RATIO = 20.0
 TARGET_FULL_MBS = 0.5
 QUOTED_PRESIDIO_MBS = 0.44

@@ -13,7 +13,7 @@ found it and why (``recognizer``, ``explanation``) so that a reviewer can see th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 __all__ = [
     "CATEGORIES",
@@ -44,26 +44,13 @@ Category: TypeAlias = Literal[
     "school",
 ]
 
-STRUCTURED_CATEGORIES: Final[tuple[str, ...]] = (
-    "phone",
-    "id_number",
-    "passport",
-    "travel_permit",
-    "bank_card",
-    "email",
-    "qq",
-    "wechat",
-    "ip_address",
-    "gps",
-    "licence_plate",
-    "birthday",
-    "age",
-    "grade_class",
+MODEL_CATEGORIES: Final[tuple[str, ...]] = ("person_name", "address", "school")
+"""Categories that need the statistical model (rules add some address and school parts)."""
+
+STRUCTURED_CATEGORIES: Final[tuple[str, ...]] = tuple(
+    c for c in get_args(Category) if c not in MODEL_CATEGORIES
 )
 """Categories of the fast path: patterns, checksums and context words, no statistical model."""
-
-MODEL_CATEGORIES: Final[tuple[str, ...]] = ("person_name", "address", "school")
-"""Categories that a statistical recogniser finds; the fast path has rules for parts of two."""
 
 CATEGORIES: Final[tuple[str, ...]] = STRUCTURED_CATEGORIES + MODEL_CATEGORIES
 """Every category name a finding may carry (documented in docs/detect.md)."""
