@@ -392,3 +392,9 @@ def test_any_text_normalises_with_a_valid_map(text: str) -> None:
     for a in range(len(n.text)):
         s, e = n.to_original(a, a + 1)
         assert 0 <= s < e <= len(text)
+
+
+def test_yi_starting_a_word_is_not_a_digit() -> None:
+    assert normalise("加我qq玖壹贰贰伍玖零玖一起开黑").text.endswith("91225909一起开黑")
+    assert normalise("电话一三八一二三四五六七八一下").text == "电话13812345678一下"
+    assert normalise("号码一三八一二三四五六七八一").text.endswith("138123456781")  # no word after

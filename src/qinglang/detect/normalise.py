@@ -73,6 +73,8 @@ _CN_DIGITS: Final = {
     **dict.fromkeys("九玖", "9"),
 }
 _CN_CLASS: Final = "".join(_CN_DIGITS)
+_AFTER_YI: Final = frozenset("起下样定直般些点个次天切会边半向旦共同致律再")
+"""Characters that make 一 the start of a common word (一起, 一下, 一样 …) rather than a digit."""
 
 # Blocks scanned for enclosed / look-alike numbers and letters (outside them only Nd digits and
 # the explicit entries below are mapped).
@@ -437,6 +439,8 @@ def _run_subs(m: re.Match[str]) -> list[Sub]:
     """Digit run: numerals → digits (runs of 4+), separators dropped (runs of 5+ digits)."""
     run = m.group()
     base = m.start()
+    if len(run) > 1 and run[-1] == "一" and m.string[m.end() : m.end() + 1] in _AFTER_YI:
+        run = run[:-1].rstrip()  # "…叁一起": the 一 starts the word 一起, it is not a digit
     if any("0" <= c <= "9" for c in run):
         # A lone numeral at either edge is a word next to a number ("…5843一起"), not a digit.
         a, b = 0, len(run)
