@@ -343,3 +343,10 @@ def test_model_is_opt_in() -> None:
         if f.category == "person_name"
     ]
     assert names == ["张伟"]
+
+
+def test_qq_word_wins_over_a_mobile_lookalike() -> None:
+    assert [(f.category, f.value) for f in scan("QQ：17022230554", now=NOW)] == [
+        ("qq", "17022230554")
+    ]
+    assert [f.category for f in scan("电话17022230554", now=NOW)] == ["phone"]

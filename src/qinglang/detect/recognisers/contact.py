@@ -87,7 +87,9 @@ class QqRecognizer:
             if not digits.isdigit():
                 continue
             why = f"QQ number after {ctx.group().strip()!r}"
-            yield finding(norm, start, end, "qq", digits, 0.9, self.name, why)
+            # 0.95: right after a QQ word an 11-digit run is a QQ number even if it looks like a
+            # mobile number (the phone recogniser gives those 0.9 without phone context)
+            yield finding(norm, start, end, "qq", digits, 0.95, self.name, why)
 
 
 _WECHAT_ID: Final = (
