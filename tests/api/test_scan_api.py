@@ -53,3 +53,17 @@ def test_scan_bad_input(api: TestClient) -> None:
         headers={"Authorization": "Bearer no"},
     )
     assert_problem(r, 401, "Authorization")
+
+
+def test_scan_keeps_the_audience_a_guardian_consented_to(api: TestClient) -> None:
+    put_account(api, "girl", birth_date="2016-03-01", age_source="guardian_declared")
+    put_account(api, "fan", birth_date="1990-01-01", age_source="verified")
+    api.post(
+        "/v1/relationships", json={"events": [{"type": "follow", "src": "fan", "dst": "girl"}]}
+    )
+    flags = [{"item": "vid", "owner": "girl", "kind": "minor_pi", "audience": "followers"}]
+    assert api.post("/v1/content/flags", json={"flags": flags}).status_code == 200
+    body = {"items": [{"id": "t", "text": "我今年10岁", "item": "vid", "owner": "girl"}]}
+    assert api.post("/v1/scan", json=body).json()["flagged_items"] == ["vid"]
+    d = api.post("/v1/decide/exposure", json={"viewer": "fan", "item": "vid"}).json()
+    assert d["outcome"] == "allow"  # still the consented "followers", not narrowed to friends

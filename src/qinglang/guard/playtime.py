@@ -8,6 +8,7 @@ daily budget and a night window. The answer gives the minutes left and the next 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Literal, get_args
 
 from qinglang.age import AgeSource
@@ -20,6 +21,7 @@ ServiceKind = Literal["game", "general"]
 KINDS: tuple[str, ...] = get_args(ServiceKind)
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_DAYS = 31
+_WHOLE_DAY: frozenset[int] = frozenset(range(1440))
 """How far ahead to look for the next allowed window."""
 
 
@@ -59,19 +61,29 @@ def _runs(minutes: frozenset[int]) -> list[tuple[int, int]]:
 
 
 def _allowed_minutes(profile: Profile, kind: str) -> frozenset[int]:
+    """Minutes of the day in which a session of this kind may run (cached per rule values)."""
     if kind == "game":
-        window = minutes_of(profile, "game.allowed_windows") or frozenset(range(1440))
-        return (
-            window
-            - minutes_of(profile, "game.night_windows")
-            - minutes_of(profile, "playtime.night_windows")
+        return _minutes_left_over(
+            minutes_of(profile, "game.allowed_windows") or _WHOLE_DAY,
+            minutes_of(profile, "game.night_windows")
+            | minutes_of(profile, "playtime.night_windows"),
         )
-    return frozenset(range(1440)) - minutes_of(profile, "playtime.night_windows")
+    return _minutes_left_over(_WHOLE_DAY, minutes_of(profile, "playtime.night_windows"))
+
+
+@lru_cache(maxsize=256)
+def _minutes_left_over(window: frozenset[int], closed: frozenset[int]) -> frozenset[int]:
+    return window - closed
+
+
+@lru_cache(maxsize=256)
+def _runs_of(minutes: frozenset[int]) -> tuple[tuple[int, int], ...]:
+    return tuple(_runs(minutes))
 
 
 def _next_start(profile: Profile, kind: str, local: datetime, fresh_day: bool) -> datetime | None:
     """The next instant a session may start (None if beyond the calendar or search horizon)."""
-    runs = _runs(_allowed_minutes(profile, kind))
+    runs = _runs_of(_allowed_minutes(profile, kind))
     now_min = local.hour * 60 + local.minute
     for offset in range(SEARCH_DAYS + 1):
         day = local.date() + timedelta(days=offset)

@@ -544,8 +544,14 @@ class GradeClassRecognizer:
                     found.append((m.start(), m.end(), 0.8, _grade_signal(None, m.group())))
             for m in _ATTEND.finditer(text):
                 found.append((m.start(), m.end(), 0.7, _grade_signal(None, m.group())))
+        yield from self._emit(norm, found, "")
+
+    def _emit(
+        self, norm: Normalised, found: list[tuple[int, int, float, MinorSignal]], space: str
+    ) -> Iterator[Finding]:
+        """Findings for the spans found; the value is the span with white space folded."""
         for start, end, conf, signal in found:
-            label = re.sub(r"\s", "", text[start:end])
+            label = re.sub(r"\s+", space, norm.text[start:end])
             yield finding(
                 norm,
                 start,
@@ -594,19 +600,7 @@ class GradeClassRecognizer:
                 end = after.end() if after is not None else end
                 label = re.sub(r"\s+", " ", text[before.start() : end])
                 found.append((before.start(), end, 0.8, _grade_signal(None, label)))
-        for start, end, conf, signal in found:
-            label = re.sub(r"\s+", " ", text[start:end])
-            yield finding(
-                norm,
-                start,
-                end,
-                "grade_class",
-                label,
-                conf,
-                self.name,
-                "school grade/class",
-                signal,
-            )
+        yield from self._emit(norm, found, " ")
 
 
 # ----------------------------------------------------------------------------- school names
