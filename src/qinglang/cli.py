@@ -11,13 +11,14 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
+from qinglang.commands import keys, ledger, retention
+from qinglang.commands.common import BadInput, err, fail, out
 from qinglang.guard import (
     ConsentState,
     Decision,
@@ -47,17 +48,8 @@ app.add_typer(decide_app, name="decide")
 app.add_typer(policy_app, name="policy")
 app.add_typer(platform_app, name="platform")
 
-out = Console()
-err = Console(stderr=True)
-
-
-class BadInput(Exception):
-    """A bad argument: one line on stderr, exit code 2."""
-
-
-def fail(message: str) -> NoReturn:
-    """Stop with a one-line message and exit code 2."""
-    raise BadInput(message)
+for _name, _module in (("ledger", ledger), ("retention", retention), ("keys", keys)):
+    app.add_typer(_module.app, name=_name)
 
 
 # ---------------------------------------------------------------- serve

@@ -32,6 +32,12 @@ TABLES = {
     "content_items",
     "content_flags",
     "decision_logs",
+    "notices",
+    "consents",
+    "ledger_entries",
+    "ledger_heads",
+    "rights_requests",
+    "rights_request_events",
 }
 
 

@@ -2,7 +2,14 @@
 spending and playtime. Pure functions over profiles and relationships; no I/O."""
 
 from qinglang.guard.calendar import CalendarRangeError, DayKind, day_kind
-from qinglang.guard.collection import CATEGORIES, ConsentState, UnknownCategory, collection_decision
+from qinglang.guard.collection import (
+    CATEGORIES,
+    ConsentState,
+    UnknownCategory,
+    collection_decision,
+    consent_state,
+)
+from qinglang.guard.consents import UNTRACKED, ConsentView, Grant
 from qinglang.guard.contact import STRANGERS, Relation, UnknownAction, contact_decision
 from qinglang.guard.decision import ALLOW, Decision, Outcome, Reason, decide
 from qinglang.guard.exposure import (
@@ -39,14 +46,17 @@ __all__ = [
     "PURPOSES",
     "STRANGERS",
     "SURFACES",
+    "UNTRACKED",
     "BadAmount",
     "BadPlaytimeRequest",
     "CalendarRangeError",
     "ConsentState",
+    "ConsentView",
     "DayKind",
     "Decision",
     "ExposureIndex",
     "Feature",
+    "Grant",
     "ItemFlags",
     "Outcome",
     "Profile",
@@ -63,6 +73,7 @@ __all__ = [
     "audience_level",
     "build_profile",
     "collection_decision",
+    "consent_state",
     "contact_decision",
     "day_kind",
     "decide",

@@ -44,10 +44,25 @@ class ConsentState:
 NO_CONSENT = ConsentState()
 
 
+def consent_state(profile: Profile, category: str, purpose: str) -> ConsentState:
+    """The consent state for a category and purpose from the profile's consent snapshot.
+
+    Each stored consent is given for one purpose and one category, so a valid one is separate
+    consent by construction; it counts as the guardian's when the guardian gave it.
+    """
+    grant = profile.consents.grant(purpose, category)
+    if grant is None:
+        return NO_CONSENT
+    return ConsentState(guardian=grant.given_by == "guardian", separate=True)
+
+
 def collection_decision(
-    profile: Profile, category: str, purpose: str, consent: ConsentState = NO_CONSENT
+    profile: Profile, category: str, purpose: str, consent: ConsentState | None = None
 ) -> Decision:
-    """May `category` be collected from this account for `purpose`, given the consents on record."""
+    """May `category` be collected from this account for `purpose`, given the consents on record
+    (`consent`, or when None the profile's consent snapshot)."""
+    if consent is None:
+        consent = consent_state(profile, category, purpose)
     if category not in CATEGORIES:
         raise UnknownCategory(
             f"unknown category {category!r}; expected one of {', '.join(CATEGORIES)}"

@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from qinglang.guard.consents import PUBLISH, RECOMMEND
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.guard.profile import Profile
 from qinglang.policy import AUDIENCES, Policy
@@ -47,6 +48,9 @@ class ItemFlags:
     unsuitable_below: int | None = None
     """Set when the item may harm minors: viewers under this age may not be shown it."""
     commercial: bool = False
+    push_audience: int | None = None
+    """Set for content showing a child whose consents are tracked: the widest audience the
+    platform may push it to (recommend, search, trending), from the guardian's consent."""
 
 
 @dataclass(slots=True)
@@ -91,15 +95,33 @@ class ExposureIndex:
 
     def flag_minor_pi(self, item_id: str, owner: Profile, consented_audience: str | None) -> None:
         """Record that an item shows a minor's personal information, with the consented audience."""
-        level = (
-            self.default_minor_pi_level(owner)
-            if consented_audience is None
-            else audience_level(consented_audience)
+        level, push = self.consented_levels(
+            owner, None if consented_audience is None else audience_level(consented_audience)
         )
         old = self.flags.get(item_id, ItemFlags(owner.account_id))
         self.flags[item_id] = ItemFlags(
-            owner.account_id, level, old.unsuitable_below, old.commercial
+            owner.account_id, level, old.unsuitable_below, old.commercial, push
         )
+
+    @staticmethod
+    def consented_levels(owner: Profile, item_audience: int | None) -> tuple[int, int | None]:
+        """(audience, push audience) of content showing the owner, from the owner's consents.
+
+        For a child whose consents are tracked, the guardian's valid consent to publish the
+        content bounds who may see it, and the consent to recommend it bounds where the platform
+        may push it; without one, the pack's default applies. `item_audience` (the item's own
+        setting) can narrow both, never widen them. Otherwise the item's setting or the default.
+        """
+        default = ExposureIndex.default_minor_pi_level(owner)
+        if not (owner.consents.tracked and owner.needs_guardian_consent):
+            return (default if item_audience is None else item_audience), None
+        pub = owner.consents.grant(*PUBLISH)
+        rec = owner.consents.grant(*RECOMMEND)
+        level = pub.audience if pub is not None and pub.audience is not None else default
+        if item_audience is not None:
+            level = min(level, item_audience)
+        push = rec.audience if rec is not None and rec.audience is not None else default
+        return level, min(level, push)
 
     def put(self, item_id: str, flags: ItemFlags) -> None:
         """Set an item's flags."""
@@ -121,10 +143,13 @@ def exposure_decision(viewer: Viewer, flags: ItemFlags | None, surface: str) -> 
         return ALLOW
     p = viewer.profile
     if flags.minor_pi_audience is not None:
+        cap = flags.minor_pi_audience
+        if surface != "profile" and flags.push_audience is not None:
+            cap = min(cap, flags.push_audience)
         level = PUBLIC if surface == "trending" else viewer.level_towards(flags.owner_id)
-        if level > flags.minor_pi_audience:
+        if level > cap:
             r = p.policy.require("exposure.minor_pi_audience", 0)
-            return decide("deny", r, limits={"audience": AUDIENCES[flags.minor_pi_audience]})
+            return decide("deny", r, limits={"audience": AUDIENCES[cap]})
     if flags.unsuitable_below is not None and (p.age is None or p.age < flags.unsuitable_below):
         d = _minor_rule_decision(p, "exposure.unsuitable_allowed")
         if d is not None:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Literal, get_args
 
 from qinglang.age import AgeSource, age_at, band_for
+from qinglang.guard.consents import STRANGER_MESSAGES, UNTRACKED, ConsentView
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.policy import AUDIENCES, Policy, PolicyError, Rule, RuleValue, is_looser
 from qinglang.policy.loader import window_minutes
@@ -95,6 +96,14 @@ class Profile:
     """Decision for this account sending a gift (payments may be off for its age)."""
     audiences: Mapping[str, int] = field(repr=False)
     """location / face / school / minor_pi → widest audience level allowed."""
+    consents: ConsentView = field(default=UNTRACKED, repr=False)
+    """The account's valid consents (UNTRACKED when the caller keeps no consent records)."""
+
+    @property
+    def needs_guardian_consent(self) -> bool:
+        """Processing this account's personal information needs the guardian's consent."""
+        r = self.rules.get("collection.guardian_consent_required")
+        return r is not None and r.value is True
 
     def rule(self, topic: str) -> Rule | None:
         """The effective rule for a topic, or None when none applies to this account."""
@@ -190,8 +199,13 @@ def build_profile(
     age_source: AgeSource | str | None,
     at: datetime,
     settings: Mapping[str, RuleValue] | None = None,
+    consents: ConsentView = UNTRACKED,
 ) -> Profile:
-    """Build an account's protection profile at an instant (age counted in the pack's zone)."""
+    """Build an account's protection profile at an instant (age counted in the pack's zone).
+
+    With tracked `consents`, a child (guardian consent required) whose guardian has not validly
+    consented to messages from non-friends gets none, whatever the settings say.
+    """
     counting = policy.rule("age.counting", None)
     day_after = counting is not None and counting.value == "day_after_birthday"
     age = (
@@ -214,6 +228,15 @@ def build_profile(
     for action, topic in _CONTACT_TOPIC.items():
         r = rules.get(topic)
         stranger[action] = ALLOW if r is None or r.value == "allow" else decide(str(r.value), r)
+    guardian_rule = rules.get("collection.guardian_consent_required")
+    if (
+        consents.tracked
+        and guardian_rule is not None
+        and guardian_rule.value is True
+        and stranger["dm"].outcome.value != "deny"
+        and not consents.allows(*STRANGER_MESSAGES)
+    ):
+        stranger["dm"] = decide("deny", guardian_rule, limits={"needs": "guardian_consent"})
     blocked_rule = rules.get("contact.blocked_outcome")
     blocked = decide(str(blocked_rule.value), blocked_rule) if blocked_rule else decide("deny")
     pay = rules.get("spending.allowed")
@@ -238,6 +261,7 @@ def build_profile(
         blocked_contact=blocked,
         gift_sending=gift_sending,
         audiences=audiences,
+        consents=consents,
     )
 
 

@@ -43,6 +43,10 @@ SEXES: Final = ("M", "F")
 RELATION_KINDS: Final = ("follow", "block", "approved_contact")
 FLAG_KINDS: Final = ("minor_pi", "shows_minor", "unsuitable_for_minors", "commercial")
 AUDIENCES: Final = ("owner", "friends", "followers", "public")
+CONSENT_STATUSES: Final = ("granted", "refused", "withdrawn")
+CONSENT_GIVERS: Final = ("guardian", "self")
+RIGHTS_KINDS: Final = ("access", "correction", "deletion", "withdrawal", "cancellation")
+RIGHTS_STATUSES: Final = ("received", "in_progress", "completed", "refused")
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -188,6 +192,11 @@ class Account(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(
         MutableDict.as_mutable(json_type()), default=dict, server_default=text("'{}'")
     )
+    #: Bumped in the same transaction as every change to this account's consents, so that a
+    #: cached consent snapshot keyed by it can never outlive a withdrawal.
+    consent_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Set when the account was cancelled (a rights request); its data is then erased.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -227,6 +236,8 @@ class GuardianLink(Base):
     method: Mapped[str] = mapped_column(String(32))
     verified_by: Mapped[str] = mapped_column(String(128))
     verified_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: What the verifier returned, minimised (a reference and the checks made; no raw numbers).
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(json_type())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
@@ -330,3 +341,146 @@ class DecisionLog(Base):
     rule_ids: Mapped[list[str]] = mapped_column(json_type(), default=list)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.now())
     request: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+
+
+class Notice(Base):
+    """A published privacy notice: one version per platform, language and audience, hashed."""
+
+    __tablename__ = "notices"
+    __table_args__ = (UniqueConstraint("platform_id", "language", "audience", "version"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    language: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    #: The notice document (elements and processing items) exactly as published.
+    body: Mapped[dict[str, Any]] = mapped_column(json_type())
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published_by: Mapped[str] = mapped_column(String(128))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Consent(Base):
+    """The current consent of one account for one purpose and PI category; history is in the
+    ledger. ``stale_since`` is set when a later notice changed that purpose or scope."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        UniqueConstraint("account_id", "purpose", "category"),
+        CheckConstraint(_in("status", CONSENT_STATUSES), name="status"),
+        CheckConstraint(_in("given_by", CONSENT_GIVERS), name="given_by"),
+        CheckConstraint(f"audience IS NULL OR {_in('audience', AUDIENCES)}", name="audience"),
+        ForeignKeyConstraint(
+            ["platform_id", "account_id"],
+            ["accounts.platform_id", "accounts.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int] = mapped_column(IdType)
+    purpose: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str | None] = mapped_column(String(16))
+    given_by: Mapped[str] = mapped_column(String(16))
+    guardian_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("guardians.id", ondelete="SET NULL")
+    )
+    notice_id: Mapped[int] = mapped_column(IdType, ForeignKey("notices.id"))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class LedgerEntry(Base):
+    """One link of a platform's hash chain: ``hash = SHA-256(prev_hash || SHA-256(body))``.
+
+    ``body`` is the canonical JSON text that was hashed, kept verbatim (not re-serialised).
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "seq"),
+        UniqueConstraint("platform_id", "request_key"),
+        Index(None, "platform_id", "subject"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(48))
+    #: External id of the account the entry is about (kept after erasure: consent proof).
+    subject: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    #: Client idempotency key of the request that wrote this entry (a retry finds it).
+    request_key: Mapped[str | None] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerHead(Base):
+    """The last link of a platform's chain, updated with every append (detects truncation)."""
+
+    __tablename__ = "ledger_heads"
+
+    platform_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("platforms.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = _updated()
+
+
+class RightsRequest(Base):
+    """A data-rights request (access, correction, deletion, withdrawal, cancellation)."""
+
+    __tablename__ = "rights_requests"
+    __table_args__ = (
+        CheckConstraint(_in("kind", RIGHTS_KINDS), name="kind"),
+        CheckConstraint(_in("status", RIGHTS_STATUSES), name="status"),
+        CheckConstraint(_in("requester", CONSENT_GIVERS), name="requester"),
+        Index(None, "platform_id", "status", "due_at"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(255))
+    requester: Mapped[str] = mapped_column(String(16))
+    guardian_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("guardians.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    #: JSON text of the request's particulars (a correction's new values): encrypted.
+    details: Mapped[str | None] = mapped_column(EncryptedText())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Written reasons when refused (条例 art. 34).
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: What was done: for a deletion, what was erased and what the law requires keeping.
+    answer: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RightsRequestEvent(Base):
+    """One status change of a rights request, with who made it and a note."""
+
+    __tablename__ = "rights_request_events"
+
+    id: Mapped[int] = _id()
+    request_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("rights_requests.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

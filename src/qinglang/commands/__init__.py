@@ -1,0 +1,1 @@
+"""Sub-commands of the `qinglang` CLI that work on a database (ledger, retention, keys)."""
