@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from .consent_testing import PUBLISH, consent, link, publish
 from .test_api import assert_problem, put_account
 
 
@@ -61,6 +62,9 @@ def test_scan_keeps_the_audience_a_guardian_consented_to(api: TestClient) -> Non
     api.post(
         "/v1/relationships", json={"events": [{"type": "follow", "src": "fan", "dst": "girl"}]}
     )
+    link(api, "mum", "girl")
+    publish(api, PUBLISH)
+    assert consent(api, "girl", "publish_content", "grant", 1).status_code == 201
     flags = [{"item": "vid", "owner": "girl", "kind": "minor_pi", "audience": "followers"}]
     assert api.post("/v1/content/flags", json={"flags": flags}).status_code == 200
     body = {"items": [{"id": "t", "text": "我今年10岁", "item": "vid", "owner": "girl"}]}

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from qinglang import __version__
 from qinglang.api import problems
-from qinglang.api.routers import accounts, decisions, graph, platforms, scan
+from qinglang.api.routers import accounts, consent, decisions, graph, platforms, scan
 from qinglang.api.service import Service, Settings
 
 
@@ -23,7 +23,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = Service(settings or Settings.from_env())
     problems.install(app)
-    for r in (platforms.router, accounts.router, graph.router, decisions.router, scan.router):
+    for r in (
+        platforms.router,
+        accounts.router,
+        graph.router,
+        decisions.router,
+        scan.router,
+        consent.router,
+    ):
         app.include_router(r)
 
     @app.get("/healthz", tags=["ops"])

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from starlette.concurrency import run_in_threadpool
 
 from qinglang.api.problems import Problem, field_problem, unauthorised
@@ -34,6 +34,7 @@ from qinglang.guard import (
 from qinglang.guard.exposure import audience_level
 from qinglang.policy import Policy, PolicyError, load_policy
 from qinglang.store import make_engine, repo, session_factory, transaction, upgrade, writer
+from qinglang.store.consents import consent_view, consent_view_of
 from qinglang.store.crypto import KeyRing, keyring_of
 from qinglang.store.models import Account, ContentFlag, Platform
 
@@ -118,6 +119,17 @@ class Service:
         with self.tx() as session:
             return work(session, self.authenticate(session, api_key))
 
+    async def run_write(self, api_key: str, work: Callable[[Session, Platform], T]) -> T:
+        """Authenticate and do a request's writes in one transaction, in the thread pool.
+
+        Writes wait for the database's write lock, so they never run on the event loop.
+        """
+        return await run_in_threadpool(self._run_write, api_key, work)
+
+    def _run_write(self, api_key: str, work: Callable[[Session, Platform], T]) -> T:
+        with self.tx(write=True) as session:
+            return work(session, self.authenticate(session, api_key))
+
     @contextmanager
     def tx(self, write: bool = False) -> Iterator[Session]:
         """A transaction: commit on success, roll back on any exception (`write` if it writes)."""
@@ -145,14 +157,27 @@ class Service:
         at: datetime | None = None,
         bad_settings: int = 409,
     ) -> Profile:
-        """The account's protection profile now (cached per account version and local day)."""
+        """The account's protection profile now, with its consent snapshot (cached per account
+        row version, consent version and local day: a consent change is seen by the next call)."""
         policy = self.policy_for(platform)
         now = at or datetime.now(UTC)
-        key = (account.id, account.updated_at, now.astimezone(policy.tz).date(), id(policy))
+        key = (
+            account.id,
+            account.updated_at,
+            account.consent_version,
+            now.astimezone(policy.tz).date(),
+            id(policy),
+        )
         prof = self._profiles.get(key)
         if prof is not None:
             self._profiles.move_to_end(key)
             return prof
+        session = object_session(account)
+        if session is not None:
+            consents = consent_view(session, account)
+        else:
+            with self.tx() as s:
+                consents = consent_view_of(s, account.id, account.consent_version)
         try:
             prof = build_profile(
                 policy,
@@ -161,6 +186,7 @@ class Service:
                 account.age_source,
                 now,
                 account.settings or {},
+                consents,
             )
         except SettingsError as exc:
             raise field_problem(bad_settings, f"settings.{exc.setting}", str(exc)) from None
@@ -236,23 +262,23 @@ def item_flags(
     if not flags:
         return None
     minor_pi: int | None = None
+    push: int | None = None
     unsuitable: int | None = None
     commercial = False
-    owner_profile: Profile | None = None
     minor_age = service.policy_for(platform).require("age.minor_below").value
     for f in flags:
         if f.kind in ("minor_pi", "shows_minor"):
-            if f.audience is not None:
-                level = audience_level(f.audience)
-            else:
-                owner_profile = owner_profile or service.profile(platform, owner)
-                level = ExposureIndex.default_minor_pi_level(owner_profile)
+            owner_profile = service.profile(platform, owner)
+            item_level = None if f.audience is None else audience_level(f.audience)
+            level, push_level = ExposureIndex.consented_levels(owner_profile, item_level)
             minor_pi = level if minor_pi is None else min(minor_pi, level)
+            if push_level is not None:
+                push = push_level if push is None else min(push, push_level)
         elif f.kind == "unsuitable_for_minors":
             unsuitable = f.min_age if f.min_age is not None else int(minor_age)  # type: ignore[arg-type]
         elif f.kind == "commercial":
             commercial = True
-    return ItemFlags(owner.external_id, minor_pi, unsuitable, commercial)
+    return ItemFlags(owner.external_id, minor_pi, unsuitable, commercial, push)
 
 
 def now_utc() -> datetime:

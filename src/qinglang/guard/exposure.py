@@ -108,8 +108,9 @@ class ExposureIndex:
         """(audience, push audience) of content showing the owner, from the owner's consents.
 
         For a child whose consents are tracked, the guardian's valid consent to publish the
-        content bounds who may see it, and the consent to recommend it bounds where the platform
-        may push it; without one, the pack's default applies. `item_audience` (the item's own
+        content bounds who may see it (without one, the pack's default), and the consent to
+        recommend it to other users bounds where the platform may push it (without one, no
+        further than followers). `item_audience` (the item's own
         setting) can narrow both, never widen them. Otherwise the item's setting or the default.
         """
         default = ExposureIndex.default_minor_pi_level(owner)
@@ -120,8 +121,11 @@ class ExposureIndex:
         level = pub.audience if pub is not None and pub.audience is not None else default
         if item_audience is not None:
             level = min(level, item_audience)
-        push = rec.audience if rec is not None and rec.audience is not None else default
-        return level, min(level, push)
+        if rec is not None and rec.audience is not None:
+            return level, min(level, rec.audience)
+        # Without consent to recommend it to other users, the platform pushes the content no
+        # further than the people who chose to follow the child.
+        return level, min(level, FOLLOWERS)
 
     def put(self, item_id: str, flags: ItemFlags) -> None:
         """Set an item's flags."""

@@ -158,11 +158,10 @@ def _mark_stale(
                 by_account.setdefault(c.account_id, []).append(c)
     if not by_account:
         return 0, set()
-    subjects = dict(
-        session.execute(
-            select(Account.id, Account.external_id).where(Account.id.in_(list(by_account)))
-        ).tuples()
-    )
+    id_rows = session.execute(
+        select(Account.id, Account.external_id).where(Account.id.in_(list(by_account)))
+    ).tuples()
+    subjects: dict[int, str] = {aid: ext for aid, ext in id_rows}
     for account_id, consents in sorted(by_account.items()):
         ledger.append(
             session,
@@ -342,9 +341,14 @@ def consents_of(session: Session, account_id: int) -> list[Consent]:
 
 def consent_view(session: Session, account: Account) -> ConsentView:
     """The account's snapshot: valid grants (granted and not stale) and stale pairs."""
+    return consent_view_of(session, account.id, account.consent_version)
+
+
+def consent_view_of(session: Session, account_id: int, version: int) -> ConsentView:
+    """The snapshot of an account by id, labelled with the consent version read alongside."""
     grants: dict[tuple[str, str], Grant] = {}
     stale: set[tuple[str, str]] = set()
-    for c in consents_of(session, account.id):
+    for c in consents_of(session, account_id):
         if c.status != "granted":
             continue
         if c.stale_since is not None:
@@ -352,5 +356,5 @@ def consent_view(session: Session, account: Account) -> ConsentView:
             continue
         level = None if c.audience is None else AUDIENCES.index(c.audience)
         grants[(c.purpose, c.category)] = Grant(c.given_by, level)
-    return ConsentView(account.consent_version, grants, frozenset(stale))
+    return ConsentView(version, grants, frozenset(stale))
 

@@ -26,7 +26,6 @@ from qinglang.api.service import (
     require_accounts,
 )
 from qinglang.guard import (
-    ConsentState,
     Decision,
     ExposureIndex,
     Viewer,
@@ -92,20 +91,15 @@ class AttributeIn(Strict):
     attribute: Attribute
 
 
-class ConsentIn(Strict):
-    """Consents on record: the guardian's, and separate consent for a sensitive category."""
-
-    guardian: bool = False
-    separate: bool = False
-
-
 class CollectionIn(Strict):
-    """May `category` be collected from `account` for `purpose`, given `consent`."""
+    """May `category` be collected from `account` for `purpose`, given its consents on record.
+
+    Consent is read from the consent records (`POST /v1/consents`), never from the request.
+    """
 
     account: Id
     category: Category
     purpose: str = Field(min_length=1, max_length=100)
-    consent: ConsentIn = ConsentIn()
 
 
 class SpendingIn(Strict):
@@ -241,13 +235,13 @@ async def attribute(body: AttributeIn, key: ApiKeyDep, service: ServiceDep) -> d
 
 @router.post("/collection")
 async def collection(body: CollectionIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
-    """May this category of personal information be collected from the account for the purpose."""
-    consent = ConsentState(guardian=body.consent.guardian, separate=body.consent.separate)
+    """May this category of personal information be collected from the account for the purpose
+    (consents as recorded: a stale or withdrawn consent counts as not given)."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         account = require_account(s, platform, body.account, "account")
         profile = service.profile(platform, account)
-        d = collection_decision(profile, body.category, body.purpose, consent)
+        d = collection_decision(profile, body.category, body.purpose)
         return _answer(service, platform, "collection", body.category, d, account)
 
     return await service.run(key, work)
