@@ -4,12 +4,11 @@ spending and playtime. Pure functions over profiles and relationships; no I/O.""
 from qinglang.guard.calendar import CalendarRangeError, DayKind, day_kind
 from qinglang.guard.collection import (
     CATEGORIES,
-    ConsentState,
     UnknownCategory,
     collection_decision,
     consent_state,
 )
-from qinglang.guard.consents import UNTRACKED, ConsentView, Grant
+from qinglang.guard.consents import UNTRACKED, ConsentState, ConsentView, Grant
 from qinglang.guard.contact import STRANGERS, Relation, UnknownAction, contact_decision
 from qinglang.guard.decision import ALLOW, Decision, Outcome, Reason, decide
 from qinglang.guard.exposure import (

@@ -5,9 +5,9 @@ Consent state is an input here; the consent ledger that proves it is its own pac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, get_args
 
+from qinglang.guard.consents import NO_CONSENT, ConsentState
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.guard.profile import Profile
 
@@ -30,30 +30,13 @@ class UnknownCategory(ValueError):
     """A personal-information category the guard does not know."""
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentState:
-    """Consents on record for this category and purpose."""
-
-    guardian: bool = False
-    """The guardian consented (needed under the child age)."""
-    separate: bool = False
-    """Separate consent (单独同意) was given for this sensitive category: by the person, or by the
-    guardian for a child."""
-
-
-NO_CONSENT = ConsentState()
-
-
 def consent_state(profile: Profile, category: str, purpose: str) -> ConsentState:
     """The consent state for a category and purpose from the profile's consent snapshot.
 
     Each stored consent is given for one purpose and one category, so a valid one is separate
     consent by construction; it counts as the guardian's when the guardian gave it.
     """
-    grant = profile.consents.grant(purpose, category)
-    if grant is None:
-        return NO_CONSENT
-    return ConsentState(guardian=grant.given_by == "guardian", separate=True)
+    return profile.consent_states.get((purpose, category), NO_CONSENT)
 
 
 def collection_decision(
@@ -62,7 +45,7 @@ def collection_decision(
     """May `category` be collected from this account for `purpose`, given the consents on record
     (`consent`, or when None the profile's consent snapshot)."""
     if consent is None:
-        consent = consent_state(profile, category, purpose)
+        consent = profile.consent_states.get((purpose, category), NO_CONSENT)
     if category not in CATEGORIES:
         raise UnknownCategory(
             f"unknown category {category!r}; expected one of {', '.join(CATEGORIES)}"

@@ -21,6 +21,22 @@ STRANGER_MESSAGES = ("messages_from_non_friends", "messages")
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentState:
+    """Consents on record for one category and purpose, as a collection decision needs them."""
+
+    guardian: bool = False
+    """The guardian consented (needed under the child age)."""
+    separate: bool = False
+    """Separate consent (单独同意) was given for this sensitive category: by the person, or by the
+    guardian for a child."""
+
+
+NO_CONSENT = ConsentState()
+BY_GUARDIAN = ConsentState(guardian=True, separate=True)
+BY_SELF = ConsentState(guardian=False, separate=True)
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """A valid consent: who gave it and, for disclosure purposes, the widest audience."""
 
@@ -43,6 +59,15 @@ class ConsentView:
     def grant(self, purpose: str, category: str) -> Grant | None:
         """The valid grant for a purpose and category (None if refused, withdrawn or stale)."""
         return self.grants.get((purpose, category))
+
+    def states(self) -> dict[tuple[str, str], ConsentState]:
+        """Purpose × category → consent state for collection decisions. Each stored consent is
+        given for one purpose and one category, so a valid one is separate consent by
+        construction; it is the guardian's when the guardian gave it."""
+        return {
+            pair: BY_GUARDIAN if g.given_by == "guardian" else BY_SELF
+            for pair, g in self.grants.items()
+        }
 
     def allows(self, purpose: str, category: str) -> bool:
         """Whether a valid consent covers this purpose and category."""

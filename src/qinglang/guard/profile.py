@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Literal, get_args
 
 from qinglang.age import AgeSource, age_at, band_for
-from qinglang.guard.consents import STRANGER_MESSAGES, UNTRACKED, ConsentView
+from qinglang.guard.consents import STRANGER_MESSAGES, UNTRACKED, ConsentState, ConsentView
 from qinglang.guard.decision import ALLOW, Decision, decide
 from qinglang.policy import AUDIENCES, Policy, PolicyError, Rule, RuleValue, is_looser
 from qinglang.policy.loader import window_minutes
@@ -98,6 +98,8 @@ class Profile:
     """location / face / school / minor_pi → widest audience level allowed."""
     consents: ConsentView = field(default=UNTRACKED, repr=False)
     """The account's valid consents (UNTRACKED when the caller keeps no consent records)."""
+    consent_states: Mapping[tuple[str, str], ConsentState] = field(default_factory=dict, repr=False)
+    """Purpose × category → consent state, precomputed from `consents` for collection."""
 
     @property
     def needs_guardian_consent(self) -> bool:
@@ -262,6 +264,7 @@ def build_profile(
         gift_sending=gift_sending,
         audiences=audiences,
         consents=consents,
+        consent_states=consents.states(),
     )
 
 
