@@ -357,4 +357,3 @@ def consent_view_of(session: Session, account_id: int, version: int) -> ConsentV
         level = None if c.audience is None else AUDIENCES.index(c.audience)
         grants[(c.purpose, c.category)] = Grant(c.given_by, level)
     return ConsentView(version, grants, frozenset(stale))
-
