@@ -99,7 +99,7 @@ def _resolve_keys(
         database = _sqlite_database_file(sa_url)
         if database is None:
             return KeyRing(DataKey.generate())  # in-memory data dies with the engine
-        return KeyRing(load_or_create_key(key_path_for_sqlite(database)))
+        return load_or_create_key(key_path_for_sqlite(database))
     return None
 
 
