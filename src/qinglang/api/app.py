@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from qinglang import __version__
 from qinglang.api import problems
-from qinglang.api.routers import accounts, consent, decisions, graph, platforms, scan
+from qinglang.api.routers import accounts, consent, decisions, graph, platforms, rights, scan
 from qinglang.api.service import Service, Settings
 
 
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         decisions.router,
         scan.router,
         consent.router,
+        rights.router,
     ):
         app.include_router(r)
 

@@ -160,7 +160,7 @@ def _mark_stale(
         return 0, set()
     id_rows = session.execute(
         select(Account.id, Account.external_id).where(Account.id.in_(list(by_account)))
-    ).tuples()
+    )
     subjects: dict[int, str] = {aid: ext for aid, ext in id_rows}
     for account_id, consents in sorted(by_account.items()):
         ledger.append(

@@ -1,0 +1,239 @@
+"""Retention: purge personal information whose retention period (pack rules) has passed.
+
+Each category of personal information qinglang holds has a rule ``retention.<category>_days``
+in the platform's policy (pack tightened by its overlay). A run computes, per category, the
+rows older than ``at - days`` first, then deletes them (unless a dry run), so a dry run
+reports exactly what a real run at the same instant would purge. The ledger is never purged:
+a real run appends one ``retention.run`` entry with the counts.
+
+Categories:
+
+- ``decision_logs``: sampled decision logs, by their time;
+- ``closed_rights_requests``: completed or refused data-rights requests (and their history),
+  by when they were closed;
+- ``inactive_consents``: refused or withdrawn consent rows, by when that was decided (the
+  ledger keeps the proof);
+- ``revoked_guardian_links``: revoked guardian links and their verification evidence, by when
+  they were revoked;
+- ``unlinked_guardians``: guardians with no link and no consent row left, by last update;
+- ``cancelled_accounts``: the remains of cancelled accounts (the row and anything still
+  attached to it), by when they were cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from qinglang.policy import Policy, PolicyError
+from qinglang.store import ledger
+from qinglang.store.models import (
+    Account,
+    Consent,
+    DecisionLog,
+    Guardian,
+    GuardianLink,
+    Platform,
+    RightsRequest,
+    RightsRequestEvent,
+)
+
+CATEGORIES: Final = (
+    "decision_logs",
+    "closed_rights_requests",
+    "inactive_consents",
+    "revoked_guardian_links",
+    "unlinked_guardians",
+    "cancelled_accounts",
+)
+_CHUNK: Final = 500
+
+
+def topic_of(category: str) -> str:
+    """The pack topic holding a category's retention period in days."""
+    return f"retention.{category}_days"
+
+
+@dataclass(frozen=True)
+class CategoryResult:
+    """One category of a run: its rule, period, cutoff and how many rows were (to be) purged."""
+
+    category: str
+    rule_id: str
+    days: int
+    cutoff: datetime
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "category": self.category,
+            "rule_id": self.rule_id,
+            "days": self.days,
+            "cutoff": self.cutoff.isoformat(),
+            "count": self.count,
+        }
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    """What a run purged (or, in a dry run, would purge) for one platform."""
+
+    platform_id: int
+    at: datetime
+    dry_run: bool
+    categories: list[CategoryResult] = field(default_factory=list)
+    ledger_seq: int | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Category → rows purged."""
+        return {c.category: c.count for c in self.categories}
+
+    @property
+    def total(self) -> int:
+        """Rows purged in all categories."""
+        return sum(c.count for c in self.categories)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "platform_id": self.platform_id,
+            "at": self.at.isoformat(),
+            "dry_run": self.dry_run,
+            "categories": [c.to_dict() for c in self.categories],
+            "total": self.total,
+            "ledger_seq": self.ledger_seq,
+        }
+
+
+def _days(policy: Policy, category: str) -> tuple[int, str]:
+    rule = policy.require(topic_of(category))
+    v = rule.value
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise PolicyError(f"rule {rule.id}: a retention period is a whole number of days", rule.id)
+    return v, rule.id
+
+
+def _ids(session: Session, stmt: Any) -> list[int]:
+    return [int(i) for i in session.execute(stmt).scalars()]
+
+
+def _overdue(session: Session, platform_id: int, category: str, cutoff: datetime) -> list[int]:
+    """Ids of the platform's rows of `category` whose retention ended before `cutoff`."""
+    if category == "decision_logs":
+        return _ids(
+            session,
+            select(DecisionLog.id).where(
+                DecisionLog.platform_id == platform_id, DecisionLog.at < cutoff
+            ),
+        )
+    if category == "closed_rights_requests":
+        return _ids(
+            session,
+            select(RightsRequest.id).where(
+                RightsRequest.platform_id == platform_id,
+                RightsRequest.status.in_(("completed", "refused")),
+                RightsRequest.closed_at.is_not(None),
+                RightsRequest.closed_at < cutoff,
+            ),
+        )
+    if category == "inactive_consents":
+        return _ids(
+            session,
+            select(Consent.id).where(
+                Consent.platform_id == platform_id,
+                Consent.status.in_(("refused", "withdrawn")),
+                Consent.decided_at < cutoff,
+            ),
+        )
+    if category == "revoked_guardian_links":
+        return _ids(
+            session,
+            select(GuardianLink.id)
+            .join(Guardian, Guardian.id == GuardianLink.guardian_id)
+            .where(
+                Guardian.platform_id == platform_id,
+                GuardianLink.revoked_at.is_not(None),
+                GuardianLink.revoked_at < cutoff,
+            ),
+        )
+    if category == "unlinked_guardians":
+        return _ids(
+            session,
+            select(Guardian.id).where(
+                Guardian.platform_id == platform_id,
+                Guardian.updated_at < cutoff,
+                ~exists().where(GuardianLink.guardian_id == Guardian.id),
+                ~exists().where(Consent.guardian_id == Guardian.id),
+            ),
+        )
+    if category == "cancelled_accounts":
+        return _ids(
+            session,
+            select(Account.id).where(
+                Account.platform_id == platform_id,
+                Account.cancelled_at.is_not(None),
+                Account.cancelled_at < cutoff,
+            ),
+        )
+    raise ValueError(f"unknown retention category {category!r}")
+
+
+_MODELS: Final[dict[str, Any]] = {
+    "decision_logs": DecisionLog,
+    "closed_rights_requests": RightsRequest,
+    "inactive_consents": Consent,
+    "revoked_guardian_links": GuardianLink,
+    "unlinked_guardians": Guardian,
+    # Deleting the account cascades to what is still attached to it (content, flags,
+    # relationships, consents, guardian links); decision logs and rights requests keep their
+    # rows with the account link set to NULL. The ledger is never touched.
+    "cancelled_accounts": Account,
+}
+
+
+def _purge(session: Session, category: str, ids: list[int]) -> None:
+    if category == "closed_rights_requests":
+        session.execute(delete(RightsRequestEvent).where(RightsRequestEvent.request_id.in_(ids)))
+    model = _MODELS[category]
+    session.execute(delete(model).where(model.id.in_(ids)))
+
+
+def run_retention(
+    session: Session, platform: Platform, policy: Policy, at: datetime, dry_run: bool = False
+) -> RetentionReport:
+    """Purge the platform's overdue rows per category (unless `dry_run`) and ledger the run."""
+    if at.tzinfo is None:
+        raise ValueError("run_retention needs an aware datetime")
+    plan: list[tuple[CategoryResult, list[int]]] = []
+    for category in CATEGORIES:
+        days, rule_id = _days(policy, category)
+        cutoff = at - timedelta(days=days)
+        ids = _overdue(session, platform.id, category, cutoff)
+        plan.append((CategoryResult(category, rule_id, days, cutoff, len(ids)), ids))
+    results = [r for r, _ in plan]
+    if dry_run:
+        return RetentionReport(platform.id, at, True, results)
+    for result, ids in plan:
+        for i in range(0, len(ids), _CHUNK):
+            _purge(session, result.category, ids[i : i + _CHUNK])
+    session.flush()
+    session.expire_all()
+    entry = ledger.append(
+        session,
+        platform.id,
+        "retention.run",
+        None,
+        {
+            "counts": {r.category: r.count for r in results},
+            "rules": {r.category: r.rule_id for r in results},
+            "days": {r.category: r.days for r in results},
+        },
+        at=at,
+    )
+    return RetentionReport(platform.id, at, False, results, entry.seq)
