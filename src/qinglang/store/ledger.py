@@ -4,6 +4,10 @@ Appends serialise per platform on the head row (``SELECT ... FOR UPDATE`` on Pos
 single writer lock on SQLite), so two transactions never take the same sequence number. An
 append is part of the caller's transaction: the entry, the head and the change it records
 commit together or not at all.
+
+Reading a chain to verify or export it must see the entries and the head in one snapshot:
+open the session on :func:`snapshot_engine` (REPEATABLE READ on PostgreSQL; an SQLite read
+transaction is a snapshot already), or a concurrent append looks like a break.
 """
 
 from __future__ import annotations
@@ -12,12 +16,23 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from qinglang.consent.ledger import GENESIS, Link, body_digest, link_hash, make_body
+from qinglang.consent.ledger import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    GENESIS,
+    Break,
+    Link,
+    body_digest,
+    iso_utc,
+    link_hash,
+    make_body,
+    verify_chain,
+)
 from qinglang.store.models import LedgerEntry, LedgerHead
 
 
@@ -38,6 +53,11 @@ def _locked_head(session: Session, platform_id: int) -> LedgerHead:
     return head
 
 
+def lock_head(session: Session, platform_id: int) -> None:
+    """Lock the platform's chain head for the rest of the transaction (appends serialise on it)."""
+    _locked_head(session, platform_id)
+
+
 def append(
     session: Session,
     platform_id: int,
@@ -50,6 +70,7 @@ def append(
 ) -> LedgerEntry:
     """Append an entry to the platform's chain in the caller's transaction."""
     at = at or datetime.now(UTC)
+    iso_utc(at)  # refuse a naive timestamp before taking the lock
     head = _locked_head(session, platform_id)
     seq = head.seq + 1
     body = make_body(platform_id, seq, kind, subject, at, data)
@@ -88,15 +109,24 @@ def head(session: Session, platform_id: int) -> tuple[int, str] | None:
 
 
 def links(session: Session, platform_id: int, batch: int = 5000) -> Iterator[Link]:
-    """Every entry of the platform's chain in sequence order, streamed."""
+    """Every entry of the platform's chain in sequence order, streamed (with its columns)."""
     stmt = (
-        select(LedgerEntry.seq, LedgerEntry.body, LedgerEntry.prev_hash, LedgerEntry.hash)
+        select(
+            LedgerEntry.seq,
+            LedgerEntry.body,
+            LedgerEntry.prev_hash,
+            LedgerEntry.hash,
+            LedgerEntry.kind,
+            LedgerEntry.subject,
+            LedgerEntry.at,
+        )
         .where(LedgerEntry.platform_id == platform_id)
         .order_by(LedgerEntry.seq)
         .execution_options(yield_per=batch)
     )
-    for seq, body, prev, h in session.execute(stmt):
-        yield Link(seq, body, prev, h)
+    for seq, body, prev, h, kind, subject, at in session.execute(stmt):
+        columns = {"kind": kind, "subject": subject, "at": iso_utc(at)}
+        yield Link(seq, body, prev, h, columns)
 
 
 def entries_about(session: Session, platform_id: int, subject: str) -> list[LedgerEntry]:
@@ -108,3 +138,69 @@ def entries_about(session: Session, platform_id: int, subject: str) -> list[Ledg
             .order_by(LedgerEntry.seq)
         ).scalars()
     )
+
+
+def snapshot_engine(engine: Engine) -> Engine:
+    """The engine for reading a whole chain and its head in one snapshot (read-only)."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+
+class ChainBroken(Exception):
+    """The platform's chain does not verify, so no proof can be built from it."""
+
+    def __init__(self, platform_id: int, brk: Break) -> None:
+        super().__init__(f"ledger of platform {platform_id} is broken at {brk}")
+        self.platform_id = platform_id
+        self.brk = brk
+
+
+def verify(session: Session, platform_id: int) -> Break | None:
+    """The first break in the platform's stored chain, or None when intact up to its head."""
+    return verify_chain(
+        links(session, platform_id), head(session, platform_id), platform_id=platform_id
+    )
+
+
+def build_bundle(
+    session: Session,
+    platform_id: int,
+    child: str,
+    *,
+    platform_slug: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A proof bundle for `child` (an account external id): see docs/ledger.md.
+
+    Entries about the child carry their full body, every other entry only its body digest;
+    all carry their link hash. The chain is verified while it is read: raises ChainBroken.
+    """
+    entries: list[dict[str, Any]] = []
+
+    def recorded() -> Iterator[Link]:
+        for link in links(session, platform_id):
+            entry: dict[str, Any] = {"seq": link.seq}
+            if link.columns is not None and link.columns["subject"] == child:
+                entry["body"] = link.body
+            else:
+                entry["digest"] = body_digest(link.body)
+            entry["hash"] = link.hash
+            entries.append(entry)
+            yield link
+
+    recorded_head = head(session, platform_id)
+    brk = verify_chain(recorded(), recorded_head, platform_id=platform_id)
+    if brk is not None:
+        raise ChainBroken(platform_id, brk)
+    head_seq, head_hash = recorded_head or (0, GENESIS)
+    return {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "platform": platform_id,
+        "platform_slug": platform_slug,
+        "child": child,
+        "generated_at": iso_utc(now or datetime.now(UTC)),
+        "head": {"seq": head_seq, "hash": head_hash},
+        "entries": entries,
+    }
