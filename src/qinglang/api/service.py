@@ -89,7 +89,10 @@ class Service:
         if hit is not None and hit[0] > now:
             platform = hit[1]
         else:
-            platform = repo.platform_for_api_key(session, api_key)
+            found = repo.platform_for_api_key(session, api_key)
+            # Cache a copy that belongs to no session: the request's transaction may roll back,
+            # which would expire a session-bound instance for every later request.
+            platform = None if found is None else detached_copy(found)
             if self.settings.key_cache_seconds > 0:
                 if len(self._api_keys) >= API_KEY_CACHE_SIZE:
                     self._api_keys.clear()
@@ -217,6 +220,11 @@ class Service:
                 always=True,
                 **ids,
             )
+
+
+def detached_copy(platform: Platform) -> Platform:
+    """A transient copy of a platform row's column values (never expires, never lazy-loads)."""
+    return Platform(**{c.key: getattr(platform, c.key) for c in Platform.__table__.columns})
 
 
 def _local_database(engine: Engine) -> bool:
