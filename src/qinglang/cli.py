@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
-from qinglang.commands import keys, ledger, retention
+from qinglang.commands import consents, keys, ledger, notices, retention, rights
 from qinglang.commands.common import BadInput, err, fail, out
 from qinglang.guard import (
     ConsentState,
@@ -48,7 +48,14 @@ app.add_typer(decide_app, name="decide")
 app.add_typer(policy_app, name="policy")
 app.add_typer(platform_app, name="platform")
 
-for _name, _module in (("ledger", ledger), ("retention", retention), ("keys", keys)):
+for _name, _module in (
+    ("ledger", ledger),
+    ("retention", retention),
+    ("keys", keys),
+    ("notice", notices),
+    ("consent", consents),
+    ("rights", rights),
+):
     app.add_typer(_module.app, name=_name)
 
 
