@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     # 4. cost of a consent change
-    k = int(20_000 * args.n)
+    k = min(args.accounts, int(20_000 * args.n))
     sample = [(births[i], views[i]) for i in rng.sample(range(args.accounts), k)]
 
     def rebuild() -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from qinglang.guard import (
     UNTRACKED,
     ConsentView,
@@ -18,7 +21,16 @@ from qinglang.guard import (
     contact_decision,
     exposure_decision,
 )
-from qinglang.guard.consents import PUBLISH, RECOMMEND, STRANGER_MESSAGES
+from qinglang.guard.collection import MEMO_SIZE
+from qinglang.guard.consents import (
+    BY_GUARDIAN,
+    BY_SELF,
+    NO_CONSENT,
+    PUBLISH,
+    RECOMMEND,
+    STRANGER_MESSAGES,
+    ConsentState,
+)
 from qinglang.policy import AUDIENCES, load_pack
 
 POLICY = load_pack("cn")
@@ -89,3 +101,29 @@ def test_collection_reads_the_snapshot_unless_told() -> None:
     )
     assert collection_decision(teen, "face", "unlock").allowed
     assert not collection_decision(teen, "face", "ads").allowed  # sensitive: separate consent
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["location", "face", "contacts", "other"]),
+            st.sampled_from(["nearby", "unlock", "ads", "marketing"]),
+            st.sampled_from([None, NO_CONSENT, BY_GUARDIAN, BY_SELF]),
+        ),
+        max_size=200,
+    ),
+    st.sampled_from([date(2016, 3, 1), date(2010, 3, 1), date(1980, 1, 1)]),
+)
+def test_memoised_collection_decisions_equal_fresh_ones(
+    calls: list[tuple[str, str, ConsentState | None]], born: date
+) -> None:
+    view = ConsentView(
+        1, {("nearby", "location"): Grant("guardian"), ("unlock", "face"): Grant("self")}
+    )
+    profile = build_profile(POLICY, "p", born, "verified", AT, consents=view)
+    for category, purpose, consent in calls:
+        fresh = build_profile(POLICY, "p", born, "verified", AT, consents=view)
+        assert collection_decision(profile, category, purpose, consent) == collection_decision(
+            fresh, category, purpose, consent
+        )
+    assert len(profile.collection_memo) <= MEMO_SIZE

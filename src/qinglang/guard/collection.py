@@ -39,13 +39,34 @@ def consent_state(profile: Profile, category: str, purpose: str) -> ConsentState
     return profile.consent_states.get((purpose, category), NO_CONSENT)
 
 
+MEMO_SIZE = 64
+"""Decisions kept per profile (purposes are the platform's strings: the memo is bounded)."""
+
+
 def collection_decision(
     profile: Profile, category: str, purpose: str, consent: ConsentState | None = None
 ) -> Decision:
     """May `category` be collected from this account for `purpose`, given the consents on record
-    (`consent`, or when None the profile's consent snapshot)."""
+    (`consent`, or when None the profile's consent snapshot).
+
+    Decisions are memoised per profile by (category, purpose, consent): a profile is rebuilt
+    whenever its rules, settings or consents change, so the memo never outlives them.
+    """
+    memo = profile.collection_memo
+    key = (category, purpose, consent)
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
     if consent is None:
         consent = profile.consent_states.get((purpose, category), NO_CONSENT)
+    d = _collection(profile, category, purpose, consent)
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = d
+    return d
+
+
+def _collection(profile: Profile, category: str, purpose: str, consent: ConsentState) -> Decision:
     if category not in CATEGORIES:
         raise UnknownCategory(
             f"unknown category {category!r}; expected one of {', '.join(CATEGORIES)}"

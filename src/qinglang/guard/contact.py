@@ -39,6 +39,8 @@ def contact_decision(
         raise UnknownAction(
             f"unknown contact action {action!r}; expected one of {', '.join(CONTACT_ACTIONS)}"
         )
+    if sender.restricted_contact is not None and recipient.is_minor:
+        return sender.restricted_contact
     if relation.blocked:
         return recipient.blocked_contact
     if action == "gift" and not sender.gift_sending.allowed:

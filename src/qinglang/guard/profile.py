@@ -100,6 +100,13 @@ class Profile:
     """The account's valid consents (UNTRACKED when the caller keeps no consent records)."""
     consent_states: Mapping[tuple[str, str], ConsentState] = field(default_factory=dict, repr=False)
     """Purpose × category → consent state, precomputed from `consents` for collection."""
+    collection_memo: dict[tuple[str, str, ConsentState | None], Decision] = field(
+        default_factory=dict, repr=False
+    )
+    """Collection decisions already made for this profile (bounded; see collection.py)."""
+    restricted_contact: Decision | None = field(default=None, repr=False)
+    """While this account is restricted from contacting minors (risk review): the decision for
+    any contact it attempts towards a minor."""
 
     @property
     def needs_guardian_consent(self) -> bool:
@@ -202,11 +209,14 @@ def build_profile(
     at: datetime,
     settings: Mapping[str, RuleValue] | None = None,
     consents: ConsentView = UNTRACKED,
+    restricted: bool = False,
 ) -> Profile:
     """Build an account's protection profile at an instant (age counted in the pack's zone).
 
     With tracked `consents`, a child (guardian consent required) whose guardian has not validly
-    consented to messages from non-friends gets none, whatever the settings say.
+    consented to messages from non-friends gets none, whatever the settings say. A `restricted`
+    account (risk review) gets the pack's `contact.restricted_sender` outcome towards minors
+    (guardian settings do not reach it).
     """
     counting = policy.rule("age.counting", None)
     day_after = counting is not None and counting.value == "day_after_birthday"
@@ -249,6 +259,12 @@ def build_profile(
         else PUBLIC
         for name in ("location", "face", "school", "minor_pi")
     }
+    restricted_contact: Decision | None = None
+    if restricted:
+        r = policy.rule("contact.restricted_sender", age)
+        restricted_contact = decide(str(r.value), r) if r is not None else decide("deny")
+        if restricted_contact.outcome.value == "allow":
+            restricted_contact = None
     return Profile(
         account_id=account_id,
         policy=policy,
@@ -265,6 +281,7 @@ def build_profile(
         audiences=audiences,
         consents=consents,
         consent_states=consents.states(),
+        restricted_contact=restricted_contact,
     )
 
 
