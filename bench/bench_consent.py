@@ -59,6 +59,7 @@ RELATIONS = (
     Relation(blocked=True),
 )
 PURPOSES = ("nearby", "face_unlock", "contacts_sync")
+OPEN_DMS = {"contact.dm_from_non_friends": "allow"}
 
 
 def best_of(repeats: int, run: Callable[[], object]) -> float:
@@ -119,11 +120,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     births = [
         (f"u{i:05d}", TODAY - timedelta(days=rng.randint(lo, hi))) for i in range(args.accounts)
     ]
-    plain = [build_profile(policy, a, b, "verified", AT) for a, b in births]
+    # Half the guardians opened direct messages from non-friends in the settings: for those
+    # children the recorded consent decides.
+    child_born_after = TODAY.replace(year=TODAY.year - 14)
+    settings = [
+        OPEN_DMS if b > child_born_after and rng.random() < 0.5 else None for _, b in births
+    ]
+    plain = [
+        build_profile(policy, a, b, "verified", AT, st)
+        for (a, b), st in zip(births, settings, strict=True)
+    ]
     views = [random_view(rng, i) for i in range(args.accounts)]
     tracked = [
-        build_profile(policy, a, b, "verified", AT, consents=v)
-        for (a, b), v in zip(births, views, strict=True)
+        build_profile(policy, a, b, "verified", AT, st, v)
+        for (a, b), st, v in zip(births, settings, views, strict=True)
     ]
     children = sum(p.is_child for p in plain)
     print(
