@@ -63,6 +63,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from qinglang.guard import (
+    ConsentView,
     ExposureIndex,
     ItemFlags,
     Profile,
@@ -99,6 +100,9 @@ PATHS = {
 
 
 # ----------------------------------------------------------------------------- world
+
+
+NO_CONSENTS = ConsentView(version=0)
 
 
 @dataclass
@@ -303,11 +307,11 @@ class Reference:
         now = datetime.now(UTC)
         for f in world.flags:
             if f["kind"] in ("minor_pi", "shows_minor"):
-                if "audience" in f:
-                    level = audience_level(f["audience"])
-                else:
-                    level = ExposureIndex.default_minor_pi_level(self.profile(f["owner"], now))
-                flags = ItemFlags(f["owner"], minor_pi_audience=level)
+                item_level = audience_level(f["audience"]) if "audience" in f else None
+                level, push = ExposureIndex.consented_levels(
+                    self.profile(f["owner"], now), item_level
+                )
+                flags = ItemFlags(f["owner"], minor_pi_audience=level, push_audience=push)
             elif f["kind"] == "unsuitable_for_minors":
                 flags = ItemFlags(f["owner"], unsuitable_below=f.get("min_age", minor_age))
             else:
@@ -316,7 +320,8 @@ class Reference:
 
     def profile(self, ext: str, at: datetime) -> Profile:
         a = self.by_id[ext]
-        return build_profile(self.policy, ext, a.birth_date, a.age_source, at)
+        # The API keeps consent records; this world records none (a tracked, empty snapshot).
+        return build_profile(self.policy, ext, a.birth_date, a.age_source, at, consents=NO_CONSENTS)
 
     def answer(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)
