@@ -17,7 +17,15 @@ import typer
 from rich.table import Table
 
 from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
-from qinglang.commands import consents, keys, ledger, notices, retention, rights
+from qinglang.commands import (
+    consents,
+    keys,
+    ledger,
+    notices,
+    retention,
+    rights,
+    risk,
+)
 from qinglang.commands.common import BadInput, err, fail, out
 from qinglang.guard import (
     ConsentState,
@@ -55,6 +63,7 @@ for _name, _module in (
     ("notice", notices),
     ("consent", consents),
     ("rights", rights),
+    ("risk", risk),
 ):
     app.add_typer(_module.app, name=_name)
 
