@@ -49,8 +49,18 @@ from importlib import resources
 from typing import Final
 
 from qinglang.age import SHANGHAI
+from qinglang.detect.anchors import Anchor, Anchors, class_of
 
-__all__ = ["Alias", "Normalised", "detect_languages", "load_aliases", "normalise"]
+__all__ = [
+    "UNFOLDED",
+    "Alias",
+    "Normalised",
+    "detect_languages",
+    "fold_common",
+    "load_aliases",
+    "normalise",
+    "work_anchors",
+]
 
 Edit = tuple[int, int, int, int]
 """(new_start, new_end, old_start, old_end): a replaced stretch; text outside edits maps 1:1."""
@@ -129,43 +139,39 @@ _TABLE, _EXPANSIONS = _build_tables()
 _COMMON: Final = tuple((c, _TABLE[ord(c)]) for c in "，：（）“”？！；—‘’")
 
 
-def _class_of(codes: Iterable[int]) -> str:
-    """A regex character class body for code points, as ranges."""
-    ranges: list[list[int]] = []
-    for k in sorted(codes):
-        if ranges and ranges[-1][1] == k - 1:
-            ranges[-1][1] = k
-        else:
-            ranges.append([k, k])
-    return "".join(
-        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in ranges
-    )
-
-
 _COMMON_CODES: Final = frozenset(ord(c) for c, _ in _COMMON)
+UNFOLDED: Final[dict[str, str]] = {}
+"""The ASCII characters that `fold_common` makes, and the forms it makes them from."""
+for _wide, _ascii in _COMMON:
+    UNFOLDED[_ascii] = UNFOLDED.get(_ascii, "") + _wide
 # Separate classes: a class of BMP characters only is a fast bitmap test in `re`.
 _RARE_BMP: Final = re.compile(
-    "[" + _class_of(k for k in _TABLE if k < 0x10000 and k not in _COMMON_CODES) + "]"
+    "[" + class_of(k for k in _TABLE if k < 0x10000 and k not in _COMMON_CODES) + "]"
 )
 _ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
-_RARE_ASTRAL: Final = re.compile("[" + _class_of(k for k in _TABLE if k >= 0x10000) + "]")
+_RARE_ASTRAL: Final = re.compile("[" + class_of(k for k in _TABLE if k >= 0x10000) + "]")
 
 
 def _fold_width(text: str) -> str:
     """Apply the one-for-one table (full-width forms, digits, spaces, dashes, quotes)."""
+    return _fold_rare(fold_common(text))
+
+
+def fold_common(text: str) -> str:
+    """Replace the common full-width punctuation (，：（） …), the first step of `normalise`."""
     for a, b in _COMMON:
         if a in text:
             text = text.replace(a, b)
-    if _RARE_BMP.search(text) is not None:
-        text = _RARE_BMP.sub(_table_char, text)
-    if _ASTRAL.search(text) is not None and _RARE_ASTRAL.search(text) is not None:
-        text = _RARE_ASTRAL.sub(_table_char, text)
     return text
 
 
-def _table_char(m: re.Match[str]) -> str:
-    return _TABLE[ord(m.group())]
+def _fold_rare(text: str) -> str:
+    """The rest of the one-for-one table, after `fold_common`."""
+    if _RARE_BMP.search(text) is not None or (
+        _ASTRAL.search(text) is not None and _RARE_ASTRAL.search(text) is not None
+    ):
+        return text.translate(_TABLE)
+    return text
 
 
 # ----------------------------------------------------------------------------- traditional → simp.
@@ -243,6 +249,8 @@ def load_aliases() -> tuple[Alias, ...]:
 
 
 _ID_DIGIT: Final = f"0-9{_CN_CLASS}"
+_CONTACT_BEFORE: Final = ("加", "加我", "+", "联系", "我的", "找")
+"""Words right before an alias that make it a contact alias (when = "contact")."""
 _CONTACT_AFTER: Final = (
     rf"(?=[\s:=]{{0,3}}(?:号码?|ID|id)?[\s:=是为]{{0,3}}[A-Za-z_\-]{{0,20}}[{_ID_DIGIT}])"
 )
@@ -267,7 +275,7 @@ def _alias_pattern(aliases: Iterable[Alias]) -> str:
             body += "(?<![A-Za-z0-9@._\\-].)"
             tail += "(?![A-Za-z0-9_\\-]|\\.[A-Za-z])"
         if a.when == "contact":
-            before = "|".join(f"(?<={w}.)" for w in ("加", "加我", r"\+", "联系", "我的", "找"))
+            before = "|".join(f"(?<={re.escape(w)}.)" for w in _CONTACT_BEFORE)
             tail = f"(?:(?:{before}){tail}|{tail}{_CONTACT_AFTER})"
         parts.append(body + tail)
     return f"[{re.escape(''.join(sorted(firsts)))}](?:{'|'.join(parts)})"
@@ -310,6 +318,8 @@ _DATE_RUN: Final = re.compile(
 )
 _IPV4_RUN: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _SEP_RE: Final = re.compile(f"{_SEP}+")
+_ASCII_DIGIT: Final = re.compile("[0-9]")
+_CN_NUMERAL: Final = re.compile(f"[{_CN_CLASS}]")
 
 
 @cache
@@ -441,7 +451,7 @@ def _run_subs(m: re.Match[str]) -> list[Sub]:
     base = m.start()
     if len(run) > 1 and run[-1] == "一" and m.string[m.end() : m.end() + 1] in _AFTER_YI:
         run = run[:-1].rstrip()  # "…叁一起": the 一 starts the word 一起, it is not a digit
-    if any("0" <= c <= "9" for c in run):
+    if _ASCII_DIGIT.search(run) is not None:
         # A lone numeral at either edge is a word next to a number ("…5843一起"), not a digit.
         a, b = 0, len(run)
         if run[0] in _CN_DIGITS and run[1] not in _CN_DIGITS:
@@ -456,9 +466,10 @@ def _run_subs(m: re.Match[str]) -> list[Sub]:
             run, base = run[a:b], base + a
             if len(run) < 2:
                 return []
-    has_cn = any(c in _CN_DIGITS for c in run)
+    has_cn = _CN_NUMERAL.search(run) is not None
     seps = [(s.start(), s.end()) for s in _SEP_RE.finditer(run)]
-    n_digits = sum(1 for c in run if c in _CN_DIGITS or "0" <= c <= "9")
+    # a run is numerals, separators and perhaps a final X
+    n_digits = len(run) - sum(e - s for s, e in seps) - run.count("X") - run.count("x")
     subs: list[Sub] = []
     if has_cn:
         if n_digits < 4:
@@ -489,9 +500,8 @@ def _run_subs(m: re.Match[str]) -> list[Sub]:
 def _b2_subs(text: str) -> list[Sub]:
     """Digit runs (numerals, separators) and contact-app aliases."""
     subs: list[Sub] = []
-    if _RUN.search(text) is not None:
-        for m in _RUN.finditer(text):
-            subs.extend(_run_subs(m))
+    for m in _RUN.finditer(text):
+        subs.extend(_run_subs(m))
     pattern, canonical = _aliases_re()
     if pattern.search(text) is not None:
         subs.extend(
@@ -621,6 +631,71 @@ def shanghai_today(now: datetime | date | None = None) -> date:
     return now
 
 
+_THIRD_NUMERAL: Final = (
+    rf"{_SEP}{{0,2}}{_D}|(?<={_D}[\s\S]{{2}})|(?<={_D}{_SEP}[\s\S]{{2}})"
+    rf"|(?<={_D}{_SEP}{{2}}[\s\S]{{2}})"
+)
+"""After two numerals side by side: a third one in the same run (four are needed to convert)."""
+_COLLAPSE: Final = "|".join(
+    (f"(?<=[0-9]{{{a}}}[\\s\\S])" if a > 1 else "")
+    + f"{_SEP}?"
+    + ("[0-9Xx]" if a == 4 else f"[0-9](?:{_SEP}{{0,2}}[0-9]){{{4 - a}}}")
+    for a in (4, 3, 2, 1)
+)
+"""After a digit and a separator: enough digits before and after for _run_subs to collapse."""
+
+
+@cache
+def work_anchors() -> tuple[Anchor, ...]:
+    """Anchors (see `qinglang.detect.anchors`) of everything `normalise` does after `fold_common`.
+
+    Where none of them matches the text that `fold_common` returns, that text is the normalised
+    text and no offset moves.
+    """
+    rare = {k for k in _TABLE if k not in _COMMON_CODES} | set(_t2s().table)
+    rare |= {ord(c) for c in ZERO_WIDTH + _EXPANDS}
+    cn = _CN_CLASS
+    run = f"0-9{cn}{_SEP[1:-1]}"  # what a digit run (_RUN) is made of
+    anchors: list[Anchor] = [
+        ("".join(map(chr, sorted(rare))), "", ""),  # the one-for-one table, t2s, stage B1
+        ("(", "", rf"(?<=[{CJK_CLASS}]\()(?:{_PINYIN_TONED}|{_PINYIN_PLAIN})"),  # pinyin
+        # _run_subs converts the numerals of a run only where one survives the trimming of a
+        # lone numeral at either end: next to another numeral, or inside the run (which may
+        # end with an X)
+        (cn, cn, _THIRD_NUMERAL),
+        (cn, run + "Xx", rf"(?<=[{run}][{cn}][\s\S])"),
+        # and drops separators only from a run of five digits or more with a separator: at the
+        # first separator, a digits before it and b after it with a + b >= 5 (or an X after
+        # 17 digits)
+        ("0123456789", _SEP[1:-1], _COLLAPSE),
+    ]
+    for a in load_aliases():
+        latin = any("a" <= c.lower() <= "z" for c in a.alias)  # as in _alias_pattern
+        first = {a.alias[0].lower(), a.alias[0].upper()} if latin else {a.alias[0]}
+        head = "".join(sorted(first))
+        tail = a.alias[1:]
+        rest = re.escape(tail[1:])
+        if latin and rest:
+            rest = f"(?i:{rest})"
+        back = rf"[\s\S]{{{len(a.alias)}}}"  # the alias itself, when all of it is read
+        if a.alias.isascii():  # a whole token, as in _alias_pattern
+            rest += rf"(?<![A-Za-z0-9@._\-]{back})(?![A-Za-z0-9_\-]|\.[A-Za-z])"
+        if a.when == "contact":  # after a contact word (its last character), or before an id
+            before = "|".join(f"(?<={re.escape(w[-1])}{back})" for w in _CONTACT_BEFORE)
+            rest += f"(?:{before}|{_CONTACT_AFTER})"
+        if tail:
+            second = {tail[0].lower(), tail[0].upper()} if latin else {tail[0]}
+            anchors.append((head, class_of(map(ord, second)), rest))
+        else:
+            anchors.append((head, "", rest))
+    return tuple(anchors)
+
+
+@cache
+def _needs_work() -> Anchors:
+    return Anchors(work_anchors())
+
+
 def normalise(
     text: str,
     *,
@@ -628,7 +703,26 @@ def normalise(
     today: date | None = None,
 ) -> Normalised:
     """Undo evasions in `text`; the result maps every span back to the original text."""
-    t = _to_simplified(_fold_width(text))
+    return normalise_folded(fold_common(text), text, lang, today)
+
+
+def normalise_folded(
+    folded: str, text: str, lang: str | None = None, today: date | None = None
+) -> Normalised:
+    """`normalise` of `text`, given ``fold_common(text)`` as `folded`."""
+    if not _needs_work().search(folded):
+        languages = detect_languages(folded) if lang is None else _LANGS[lang]
+        return Normalised(folded, text, [], languages, today or shanghai_today())
+    return _normalise(_fold_rare(folded), text, lang, today)
+
+
+def _normalise_full(text: str, *, lang: str | None = None, today: date | None = None) -> Normalised:
+    """`normalise` without the shortcut for text that needs no work (the reference in tests)."""
+    return _normalise(_fold_width(text), text, lang, today)
+
+
+def _normalise(folded: str, text: str, lang: str | None, today: date | None) -> Normalised:
+    t = _to_simplified(folded)
     edits: list[Edit] = []
     if _B1_GATE.search(t) is not None:
         t, edits = _apply(t, _b1_subs(t))

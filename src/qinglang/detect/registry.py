@@ -6,24 +6,33 @@ Every detector — the built-in patterns and checksums, and later a statistical 
 `Normalised` text, so normalisation runs once per scan and passes that several recognisers need
 (``Normalised.matches``) run once.
 
-Two optional attributes make scans cheaper. ``triggers`` (see `TriggeredRecognizer`) lets a scan
-skip a recogniser when the text lacks the characters it needs. ``batch_safe = True`` promises
+Optional attributes make scans cheaper. ``triggers`` (see `TriggeredRecognizer`) lets a scan
+skip a recogniser when the text lacks the characters it needs; ``anchors`` (see
+`AnchoredRecognizer` and `qinglang.detect.anchors`) says it more precisely, with a character and
+the pattern that must follow it, and when every recogniser of a scan has anchors one search of
+the text (before normalising it) can end the scan. ``batch_safe = True`` promises
 that the recogniser looks at most 16 characters around a match unless through patterns that
 cannot cross U+0000, and treats U+0000 like the end of the text; `scan_many` then scans many
 texts joined by runs of NUL in one pass when every recogniser of the registry is batch-safe.
+A recogniser that is not batch-safe may instead offer ``find_many`` (see `BatchRecognizer`), to
+which `scan_many` hands many texts at once.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator
-from functools import cache
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from functools import cache, reduce
+from operator import or_
 from typing import Protocol, runtime_checkable
 
+from qinglang.detect.anchors import Anchor, Anchors
 from qinglang.detect.findings import Finding
-from qinglang.detect.normalise import Normalised
+from qinglang.detect.normalise import UNFOLDED, Normalised, work_anchors
 
 __all__ = [
+    "AnchoredRecognizer",
+    "BatchRecognizer",
     "Plan",
     "Recognizer",
     "Registry",
@@ -71,10 +80,66 @@ class TriggeredRecognizer(Recognizer, Protocol):
         ...
 
 
-class Plan:
-    """The recognisers a scan runs, with a per-text test of their trigger characters."""
+@runtime_checkable
+class AnchoredRecognizer(Recognizer, Protocol):
+    """A recogniser that says where in a text its findings can start, so a scan can skip it.
 
-    __slots__ = ("_always", "_bits", "_by_mask", "_categories", "_needs", "_trigger", "recognizers")
+    ``anchors`` is a tuple of `Anchor` triples ``(chars, follow, rest)``: the recogniser reports
+    nothing on a normalised text in which no character of `chars` is followed by a character of
+    the class `follow` and then a match of `rest` (see `qinglang.detect.anchors`).
+    """
+
+    @property
+    def anchors(self) -> tuple[Anchor, ...]:
+        """(characters, next-character class, pattern) triples; one matches at each finding."""
+        ...
+
+
+@runtime_checkable
+class BatchRecognizer(Recognizer, Protocol):
+    """A recogniser that is faster on many texts at once (`scan_many` uses it).
+
+    ``find_many(norms, originals)[i]`` equals ``list(find(norms[i], originals[i]))``.
+    """
+
+    def find_many(
+        self, norms: Sequence[Normalised], originals: Sequence[str]
+    ) -> list[list[Finding]]:
+        """`find` on each text, in one pass."""
+        ...
+
+
+def _anchors_of(r: Recognizer) -> tuple[Anchor, ...] | None:
+    """The recogniser's anchors, checked, or None if it declares none."""
+    anchors = getattr(r, "anchors", None)
+    if anchors is None:
+        return None
+    if not isinstance(anchors, tuple) or not all(
+        isinstance(a, tuple) and len(a) == 3 and all(isinstance(x, str) for x in a) for a in anchors
+    ):
+        raise TypeError(f"{r.name}: anchors must be a tuple of (chars, follow, rest) triples")
+    return anchors
+
+
+class Plan:
+    """The recognisers a scan runs, with a per-text test of their trigger characters.
+
+    ``prefilter`` is None unless every recogniser has anchors; then it finds a text (or, if its
+    ``folds`` is True, ``fold_common(text)``) wherever the normaliser has work to do or some
+    recogniser's anchor matches: where it does not, the scan finds nothing.
+    """
+
+    __slots__ = (
+        "_always",
+        "_ascii_bits",
+        "_bits",
+        "_by_mask",
+        "_categories",
+        "_needs",
+        "_prefilter",
+        "_wide",
+        "recognizers",
+    )
 
     def __init__(self, recognizers: tuple[Recognizer, ...]) -> None:
         self.recognizers = recognizers
@@ -90,13 +155,32 @@ class Plan:
                 need |= 1 << k
                 k += 1
             needs.append(need)
+            _anchors_of(r)  # checked early
         self._bits = bits
         self._needs = tuple(needs)
         self._always = all(n == 0 for n in needs)
-        chars = "".join(re.escape(c) for c in sorted(bits))
-        self._trigger = re.compile(f"[{chars}]" if chars else "(?!)")
+        wide = "".join(re.escape(c) for c in sorted(bits) if not c.isascii())
+        self._wide = re.compile(f"[{wide}]" if wide else "(?!)")
+        self._ascii_bits = [bits.get(chr(k), 0) for k in range(128)]
         self._by_mask: dict[int, list[Recognizer]] = {}
         self._categories = frozenset(c for r in recognizers for c in r.categories)
+        self._prefilter: Anchors | bool | None = False  # False: not built yet
+
+    @property
+    def prefilter(self) -> Anchors | None:
+        """A search that can end a scan before normalisation (None: a recogniser has no
+        anchors)."""
+        if self._prefilter is False:
+            anchors: list[Anchor] = list(work_anchors())
+            for r in self.recognizers:
+                own = _anchors_of(r)
+                if own is None:
+                    self._prefilter = None
+                    return None
+                anchors.extend(own)
+            self._prefilter = Anchors(anchors, unfolded=UNFOLDED)
+        assert self._prefilter is not True
+        return self._prefilter
 
     def within(self, categories: frozenset[str]) -> bool:
         """Whether every category these recognisers report is in `categories`."""
@@ -106,10 +190,7 @@ class Plan:
         """The recognisers whose trigger characters all occur in `text`."""
         if self._always:
             return list(self.recognizers)
-        mask = 0
-        bits = self._bits
-        for c in set(self._trigger.findall(text)):
-            mask |= bits[c]
+        mask = self._mask(text)
         found = self._by_mask.get(mask)
         if found is None:
             found = [
@@ -121,6 +202,19 @@ class Plan:
                 self._by_mask[mask] = found
         return found
 
+    def _mask(self, text: str) -> int:
+        # ASCII characters through bytes (no string per character), the others by a search
+        mask = reduce(
+            or_, map(self._ascii_bits.__getitem__, set(text.encode("ascii", "ignore"))), 0
+        )
+        if not text.isascii():
+            mask = reduce(or_, map(self._bits.__getitem__, set(self._wide.findall(text))), mask)
+        return mask
+
+
+_MAX_PREFILTERS = 32
+"""Prefilters kept per registry for sets of categories (each costs about 0.1 s to compile)."""
+
 
 class Registry:
     """An ordered set of recognisers by name, and the subset that a scan needs."""
@@ -130,8 +224,16 @@ class Registry:
         self._selected: dict[tuple[frozenset[str] | None, frozenset[str]], tuple[Recognizer, ...]]
         self._selected = {}
         self._plans: dict[tuple[frozenset[str] | None, frozenset[str]], Plan] = {}
+        self._prefilters: dict[tuple[frozenset[str] | None, str | None], Anchors | None] = {}
+        self._parts: tuple[Registry, tuple[BatchRecognizer, ...]] | bool | None = False
         for r in recognizers:
             self.add(r)
+
+    def _changed(self) -> None:
+        self._selected.clear()
+        self._plans.clear()
+        self._prefilters.clear()
+        self._parts = False
 
     def add(self, recognizer: Recognizer, *, replace: bool = False) -> None:
         """Add a recogniser; a name already present is an error unless `replace`."""
@@ -140,8 +242,7 @@ class Registry:
         if recognizer.name in self._by_name and not replace:
             raise ValueError(f"a recogniser named {recognizer.name!r} is already registered")
         self._by_name[recognizer.name] = recognizer
-        self._selected.clear()
-        self._plans.clear()
+        self._changed()
 
     def remove(self, name: str) -> Recognizer:
         """Remove and return the recogniser called `name`."""
@@ -149,8 +250,7 @@ class Registry:
             recognizer = self._by_name.pop(name)
         except KeyError:
             raise KeyError(f"no recogniser named {name!r}") from None
-        self._selected.clear()
-        self._plans.clear()
+        self._changed()
         return recognizer
 
     def get(self, name: str) -> Recognizer:
@@ -161,6 +261,43 @@ class Registry:
     def batch_safe(self) -> bool:
         """Whether every recogniser may read many texts joined by NUL runs (see `scan_many`)."""
         return all(getattr(r, "batch_safe", False) is True for r in self._by_name.values())
+
+    def batch_parts(self) -> tuple[Registry, tuple[BatchRecognizer, ...]] | None:
+        """How `scan_many` can scan many texts at once: a registry of the recognisers that may
+        read texts joined by NUL runs (batch-safe, for any language), and the other recognisers,
+        which take many texts through ``find_many``; None if a recogniser can do neither."""
+        if self._parts is False:
+            safe: list[Recognizer] = []
+            batched: list[BatchRecognizer] = []
+            for r in self._by_name.values():
+                if getattr(r, "batch_safe", False) is True and not r.languages:
+                    safe.append(r)
+                elif isinstance(r, BatchRecognizer):
+                    batched.append(r)
+                else:
+                    self._parts = None
+                    return None
+            # the registry itself when every recogniser is batch-safe: its caches are shared
+            self._parts = (self if not batched else Registry(safe), tuple(batched))
+        assert self._parts is not True
+        return self._parts
+
+    def prefilter(self, categories: frozenset[str] | None, lang: str | None) -> Anchors | None:
+        """`Plan.prefilter` of the recognisers a scan of `categories` may run on text of the
+        language `lang` (None: any)."""
+        key = (categories, lang)
+        try:
+            return self._prefilters[key]
+        except KeyError:
+            pass
+        if categories is not None and len(self._prefilters) >= _MAX_PREFILTERS:
+            # compiling one costs about 0.1 s: past a few category sets, use the one for all
+            # categories (it finds a superset of the texts)
+            return self.prefilter(None, lang)
+        languages = frozenset(("zh", "en")) if lang is None else frozenset((lang,))
+        found = self.plan(categories, languages).prefilter
+        self._prefilters[key] = found
+        return found
 
     @property
     def categories(self) -> frozenset[str]:

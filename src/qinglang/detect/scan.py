@@ -7,14 +7,21 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from typing import Final
 
 from qinglang.detect.findings import CATEGORIES, Finding
-from qinglang.detect.normalise import ZERO_WIDTH, normalise, shanghai_today
-from qinglang.detect.registry import Registry, default_registry
+from qinglang.detect.normalise import (
+    ZERO_WIDTH,
+    Normalised,
+    _normalise_full,
+    fold_common,
+    normalise,
+    shanghai_today,
+)
+from qinglang.detect.registry import BatchRecognizer, Recognizer, Registry, default_registry
 
 __all__ = ["LANGUAGES", "resolve_overlaps", "scan", "scan_many"]
 
@@ -81,6 +88,7 @@ def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
 
 
 _CHECKED: dict[object, frozenset[str]] = {}
+_LAST_CHECKED: list[tuple[object, frozenset[str]]] = [(None, frozenset())]
 
 
 def _check(categories: Collection[str] | None, lang: str | None) -> frozenset[str] | None:
@@ -88,10 +96,16 @@ def _check(categories: Collection[str] | None, lang: str | None) -> frozenset[st
         raise ValueError(f"lang: expected one of {', '.join(LANGUAGES)} or None, got {lang!r}")
     if categories is None:
         return None
+    last = _LAST_CHECKED[0]
+    if last[0] is categories:  # the same (immutable) collection as the call before
+        return last[1]
     try:
-        return _CHECKED[categories]
+        cats = _CHECKED[categories]
     except (KeyError, TypeError):  # not seen yet, or not hashable
         pass
+    else:
+        _LAST_CHECKED[0] = (categories, cats)
+        return cats
     if isinstance(categories, str):
         raise TypeError("categories: pass a collection of category names, not one string")
     cats = frozenset(categories)
@@ -118,7 +132,14 @@ def scan(
     recognisers (ignored when `registry` is given).
     """
     cats = _check(categories, lang)
-    return _scan_one(text, lang, cats, shanghai_today(now), registry or _default(model))
+    reg = registry or _default(model)
+    pre = reg.prefilter(cats, lang)
+    if pre is not None and not pre.folds:  # the shortcut of _scan_one, inline: most texts end here
+        first, second = pre.searches
+        if first(text) is None and second(text) is None:
+            return []
+        return _scan_one(text, lang, cats, now, reg, passed=True)
+    return _scan_one(text, lang, cats, now, reg)
 
 
 def scan_many(
@@ -130,36 +151,77 @@ def scan_many(
     registry: Registry | None = None,
     model: bool = False,
 ) -> list[list[Finding]]:
-    """`scan` each text; same findings, but short texts are scanned together (faster)."""
+    """`scan` each text; the same findings, but faster: short texts are scanned together, and
+    the model (with `model`) tags all the texts in one pass."""
     cats = _check(categories, lang)
     today = shanghai_today(now)
     reg = registry or _default(model)
     items = list(texts)
-    if not reg.batch_safe:
+    parts = reg.batch_parts()
+    if parts is None:
         return [_scan_one(t, lang, cats, today, reg) for t in items]
-    out: list[list[Finding]] = [[] for _ in items]
-    i = 0
-    while i < len(items):
-        starts: list[int] = []
-        size = 0
-        j = i
-        while j < len(items) and (j == i or size + len(items[j]) <= BATCH_CHARS):
-            if j > i and _alone(items[j]):
-                break
-            starts.append(size)
-            size += len(items[j]) + len(BATCH_SEPARATOR)
-            j += 1
-        if j == i + 1 or _alone(items[i]):
-            j = i + 1
-            out[i] = _scan_one(items[i], lang, cats, today, reg)
+    safe, batched = parts
+    raw = _raw_joined(items, lang, cats, today, safe)
+    if batched:
+        founds = _with_batched(items, lang, cats, today, reg, batched, raw)
+    else:
+        founds = [[f for _, fs in by for f in fs] for by in raw]
+    out: list[list[Finding]] = []
+    for found in founds:
+        if cats is not None:
+            found = [f for f in found if f.category in cats]
+        out.append(found if len(found) < 2 else resolve_overlaps(found))
+    return out
+
+
+Raw = list[tuple[Recognizer, list[Finding]]]
+"""Findings of one text before overlaps are resolved, by recogniser, in the order they ran."""
+
+
+def _raw_joined(
+    items: list[str], lang: str | None, cats: frozenset[str] | None, today: date, reg: Registry
+) -> list[Raw]:
+    """Each text's findings by the (batch-safe) recognisers of `reg`, from texts scanned joined
+    by NUL."""
+    raw: list[Raw] = [[] for _ in items]
+    pre = reg.prefilter(cats, lang)
+    todo = []
+    for i, text in enumerate(items):
+        if not text or (
+            pre is not None and not pre.search(fold_common(text) if pre.folds else text)
+        ):
+            continue
+        if _alone(text):  # scanned on its own
+            raw[i] = _raw_one(text, normalise(text, lang=lang, today=today), reg, cats)
         else:
-            joined = BATCH_SEPARATOR.join(items[i:j])
-            k = 0
-            for f in _scan_one(joined, lang, cats, today, reg):
-                while k + 1 < len(starts) and f.start >= starts[k + 1]:
-                    k += 1
-                shift = starts[k]
-                out[i + k].append(
+            todo.append(i)
+    k = 0
+    while k < len(todo):
+        group = [todo[k]]
+        size = len(items[todo[k]])
+        k += 1
+        while k < len(todo) and size + len(items[todo[k]]) + 1 <= BATCH_CHARS:
+            size += len(items[todo[k]]) + len(BATCH_SEPARATOR)
+            group.append(todo[k])
+            k += 1
+        if len(group) == 1:
+            text = items[group[0]]
+            raw[group[0]] = _raw_one(text, normalise(text, lang=lang, today=today), reg, cats)
+            continue
+        starts = []
+        size = 0
+        for i in group:
+            starts.append(size)
+            size += len(items[i]) + len(BATCH_SEPARATOR)
+        joined = BATCH_SEPARATOR.join(items[i] for i in group)
+        for recognizer, fs in _raw_one(
+            joined, normalise(joined, lang=lang, today=today), reg, cats
+        ):
+            split: dict[int, list[Finding]] = {}
+            for f in fs:
+                g = bisect_right(starts, f.start) - 1
+                shift = starts[g]
+                split.setdefault(group[g], []).append(
                     Finding(
                         f.start - shift,
                         f.end - shift,
@@ -171,7 +233,48 @@ def scan_many(
                         f.explanation,
                     )
                 )
-        i = j
+            for i, own in split.items():
+                raw[i].append((recognizer, own))
+    return raw
+
+
+def _with_batched(
+    items: list[str],
+    lang: str | None,
+    cats: frozenset[str] | None,
+    today: date,
+    reg: Registry,
+    batched: tuple[BatchRecognizer, ...],
+    raw: list[Raw],
+) -> list[list[Finding]]:
+    """Each text's findings before overlaps are resolved: the `batched` recognisers of `reg` run
+    on all the texts at once, the others' findings are in `raw`; all in the order in which a
+    scan of the text alone runs the recognisers."""
+    norms: dict[int, Normalised] = {}
+    runs: list[list[Recognizer]] = [[] for _ in items]
+    jobs: dict[int, list[int]] = {}  # batched recogniser -> texts it runs on
+    for i, text in enumerate(items):
+        if not text:
+            continue
+        norm = norms[i] = normalise(text, lang=lang, today=today)
+        runs[i] = reg.plan(cats, norm.languages).applicable(norm.text)
+        for b, r in enumerate(batched):
+            if r in runs[i]:
+                jobs.setdefault(b, []).append(i)
+    by_batched: dict[tuple[int, int], list[Finding]] = {}  # (recogniser, text) -> findings
+    for b, texts in jobs.items():
+        results = batched[b].find_many([norms[i] for i in texts], [items[i] for i in texts])
+        for i, fs in zip(texts, results, strict=True):
+            by_batched[b, i] = fs
+    position = {id(r): k for k, r in enumerate(batched)}
+    out: list[list[Finding]] = []
+    for i, run in enumerate(runs):
+        own = {id(r): fs for r, fs in raw[i]}
+        found: list[Finding] = []
+        for recognizer in run:
+            k = position.get(id(recognizer))
+            found.extend(own.get(id(recognizer), ()) if k is None else by_batched[k, i])
+        out.append(found)
     return out
 
 
@@ -182,11 +285,53 @@ def _alone(text: str) -> bool:
 
 
 def _scan_one(
-    text: str, lang: str | None, cats: frozenset[str] | None, today: date, reg: Registry
+    text: str,
+    lang: str | None,
+    cats: frozenset[str] | None,
+    now: datetime | date | None,
+    reg: Registry,
+    passed: bool = False,
 ) -> list[Finding]:
+    """Scan one text; `passed`: the text is known to pass the prefilter."""
     if not text:
         return []
-    norm = normalise(text, lang=lang, today=today)
+    # the prefilter of the recognisers for any language the text may have (a superset)
+    pre = None if passed else reg.prefilter(cats, lang)
+    if pre is not None and not pre.search(fold_common(text) if pre.folds else text):
+        return []  # nothing to normalise beyond `fold_common`, and no recogniser's anchor
+    if passed or pre is not None:
+        # an anchor matched: the text most likely needs normalising, skip that test
+        norm = _normalise_full(text, lang=lang, today=shanghai_today(now))
+    else:
+        norm = normalise(text, lang=lang, today=shanghai_today(now))
+    plan = reg.plan(cats, norm.languages)
+    found: list[Finding] = []
+    for recognizer in plan.applicable(norm.text):
+        found.extend(recognizer.find(norm, text))
+    if cats is not None and not plan.within(cats):
+        found = [f for f in found if f.category in cats]
+    if len(found) < 2:
+        return found
+    return resolve_overlaps(found)
+
+
+def _raw_one(text: str, norm: Normalised, reg: Registry, cats: frozenset[str] | None) -> Raw:
+    """The findings of the recognisers that may find something, by recogniser, in their order."""
+    raw: Raw = []
+    for recognizer in reg.plan(cats, norm.languages).applicable(norm.text):
+        found = list(recognizer.find(norm, text))
+        if found:
+            raw.append((recognizer, found))
+    return raw
+
+
+def _scan_reference(
+    text: str, lang: str | None, cats: frozenset[str] | None, today: date, reg: Registry
+) -> list[Finding]:
+    """`_scan_one` without its shortcuts (the prefilter, normalisation's own): for tests."""
+    if not text:
+        return []
+    norm = _normalise_full(text, lang=lang, today=today)
     plan = reg.plan(cats, norm.languages)
     found: list[Finding] = []
     for recognizer in plan.applicable(norm.text):

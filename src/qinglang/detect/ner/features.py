@@ -166,3 +166,52 @@ def lexicon_features(
 
 def lexicon_feature_names() -> list[str]:
     return [f"L{c}{r}" for c in LEX_CLASSES for r in _ROLES]
+
+
+# --------------------------------------------------------------------------- batches of texts
+
+
+def batch_attribute_keys(u: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """`attribute_keys` of several texts at once: `u` is their code points one after the other,
+    `lengths` their lengths; row ``i`` is the row that `attribute_keys` gives that character in
+    its own text (each text padded on its own)."""
+    n = len(u)
+    b = len(lengths)
+    # each text gets its own two BOS before and two EOS after it
+    owner = np.repeat(np.arange(b), lengths)
+    centres = np.arange(n) + _PAD + 2 * _PAD * owner
+    p = np.full(n + 2 * _PAD * b, BOS, dtype=np.int64)
+    ends = np.cumsum(lengths) + 2 * _PAD * np.arange(1, b + 1) - _PAD  # first EOS of each text
+    p[ends] = EOS
+    p[ends + 1] = EOS
+    p[centres] = u
+    pu = p.astype(U64)
+    shifted = {o: pu[centres + o] for o in range(-_PAD, _PAD + 1)}
+    keys = np.empty((n, N_TEMPLATES), dtype=U64)
+    for t, offs in enumerate(_NGRAM_TEMPLATES):
+        h = np.full(n, U64(1000 + t), dtype=U64)
+        for o in offs:
+            h = (h ^ shifted[o]) * _MUL
+        keys[:, t] = _mix(h)
+    c = char_classes(p).astype(U64)
+    h = np.full(n, U64(2000), dtype=U64)
+    for o in (-1, 0, 1):
+        h = (h ^ c[centres + o]) * _MUL
+    keys[:, len(_NGRAM_TEMPLATES)] = _mix(h)
+    return keys
+
+
+def batch_ngram_hashes(
+    u: NDArray[np.int64], room: NDArray[np.int64], k: int
+) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    """Starts ``s`` of the k-grams that stay inside one text (``room[s] >= k``: characters left
+    in the text from ``s``) and their hashes, equal to `ngram_hashes` over that text."""
+    n = len(u) - k + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=U64)
+    starts = np.nonzero(room[:n] >= k)[0]
+    uu = u.astype(U64)
+    h = np.full(len(starts), U64(k), dtype=U64)
+    for j in range(k):
+        h = (h ^ uu[starts + j]) * _MUL
+    return starts, _mix(h)

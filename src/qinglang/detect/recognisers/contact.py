@@ -31,6 +31,7 @@ class EmailRecognizer:
     name = "email"
     batch_safe = True
     triggers = ("@([", "@tT")
+    anchors = (("@", "", ""), ("a", "t", r"[)\]]"))  # as the test at the start of find
     categories = frozenset({"email"})
     languages: frozenset[str] = frozenset()
 
@@ -68,6 +69,7 @@ class QqRecognizer:
     name = "qq"
     batch_safe = True
     triggers = ("Qq", DIGITS)
+    anchors = (("Qq", "Qq", ""),)
     categories = frozenset({"qq"})
     languages: frozenset[str] = frozenset()
 
@@ -108,6 +110,15 @@ class WechatRecognizer:
     name = "wechat"
     batch_safe = True
     triggers = ("微tTxX", DIGITS + LETTERS)
+    # as the tests in find: 微信, hat / HAT (WeChat), eixin / EIXIN (Weixin), wxid_
+    anchors = (
+        ("微", "信", ""),
+        ("h", "a", "t"),
+        ("H", "A", "T"),
+        ("e", "i", "xin"),
+        ("E", "I", "XIN"),
+        ("w", "x", "id_"),
+    )
     categories = frozenset({"wechat"})
     languages: frozenset[str] = frozenset()
 

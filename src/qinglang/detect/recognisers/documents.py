@@ -66,6 +66,7 @@ class PassportRecognizer:
     name = "passport"
     batch_safe = True
     triggers = (DIGITS, LETTERS + "护")
+    anchors = ((DIGITS, "0-9", "[0-9]{4}"),)  # six digits or more
     categories = frozenset({"passport"})
     languages: frozenset[str] = frozenset()
 
@@ -91,6 +92,7 @@ class TravelPermitRecognizer:
     name = "travel_permit"
     batch_safe = True
     triggers = (DIGITS, LETTERS + "通证乡胞")
+    anchors = ((DIGITS, "0-9", "[0-9]{5}"),)  # seven digits or more
     categories = frozenset({"travel_permit"})
     languages: frozenset[str] = frozenset()
 
@@ -127,6 +129,10 @@ class LicencePlateRecognizer:
     name = "licence_plate"
     batch_safe = True
     triggers = (DIGITS, _PROVINCES)
+    anchors = (  # _PLATE up to its fifth character
+        (_PROVINCES, _L, rf"\s?[·•.\-]?\s?[{_L}0-9](?:\s?[{_L}0-9]){{3}}"),
+        (_PROVINCES, r"\s", rf"[{_L}]\s?[·•.\-]?\s?[{_L}0-9](?:\s?[{_L}0-9]){{3}}"),
+    )
     categories = frozenset({"licence_plate"})
     languages: frozenset[str] = frozenset()
 

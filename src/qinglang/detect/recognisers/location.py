@@ -76,6 +76,8 @@ class GpsRecognizer:
     name = "gps"
     batch_safe = True
     triggers = (DIGITS, ".")
+    # _GPS up to the second number
+    anchors = ((DIGITS, ".", rf"[0-9]{{3,10}}(?:\s?°)?(?:\s?{_HEMI})?(?:纬|经)?(?:\s*[,/;、]|\s)"),)
     categories = frozenset({"gps"})
     languages: frozenset[str] = frozenset()
 
@@ -158,6 +160,16 @@ class AddressRecognizer:
     name = "address_parts"
     batch_safe = True
     triggers = (DIGITS + "一二三四五六七八九十", "栋幢座单#号" + "SRALDBWCPT")
+    # _BUR_ANCHOR, _STREET (大道 大街 胡同 by their last character), a number before an English
+    # street name
+    anchors = (
+        ("栋幢座#", "", ""),
+        ("号", "楼院", ""),
+        ("单", "元", ""),
+        ("路街道巷同弄里", "0-9", ""),
+        ("路街道巷同弄里", r"\s", "[0-9]"),
+        (DIGITS, r"\s", r"\s*[A-Z]"),
+    )
     categories = frozenset({"address"})
     languages: frozenset[str] = frozenset()
 

@@ -9,6 +9,7 @@ reference date (``Normalised.today``), so a text can be re-read as of the day it
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from datetime import date
 from typing import Final
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------- age statements
+
+_LETTER: Final = "[A-Za-z]"
 
 _AGE_NUMBER: Final = re.compile(
     rf"(?<![0-9.{CN_NUMERAL}])(?P<num>[0-9]{{1,3}}|[{CN_NUMERAL}]{{1,4}})\s?(?:周|虚|足|实)?$"
@@ -114,6 +117,20 @@ class AgeRecognizer:
     name = "age"
     batch_safe = True
     triggers = ("岁成后" + LETTERS,)
+    anchors = (
+        ("岁", "", ""),
+        (DIGITS, "后", ""),  # 10后
+        ("成", "年", ""),  # 我还没成年
+        # _AGE_EN: I'm 13, I am 13 (no letter before the I), 13yo, 13 years old, thirteen
+        # years old, aged 13, turned 13
+        ("Ii", "'Mm", rf"(?<!{_LETTER}[\s\S]{{2}})(?:(?<=')[Mm])?\s"),
+        ("Ii", r"\s", rf"(?<!{_LETTER}[\s\S]{{2}})\s*[Aa][Mm]"),
+        (DIGITS, "Yy", ""),
+        (DIGITS, r"\s\-", r"[\s\-]*[Yy]"),
+        ("Oo", "Ll", "[Dd](?![A-Za-z])"),
+        ("Aa", "Gg", rf"(?<!{_LETTER}[\s\S]{{2}})[Ee]"),
+        ("Tt", "Uu", rf"(?<!{_LETTER}[\s\S]{{2}})[Rr][Nn]"),
+    )
     categories = frozenset({"age"})
     languages: frozenset[str] = frozenset()
 
@@ -265,6 +282,13 @@ _BORN_AFTER_ZH: Final = re.compile(r"出生|生人|生的|出世|降生|生(?=[,
 """A birth word after a date ("2012年3月5日出生"); the date is searched before it."""
 _DATE_BEFORE_ZH: Final = re.compile(rf"(?P<date>{_DATE_ZH})\s?$")
 _BIRTH_YEAR_ZH: Final = re.compile(r"我是(?P<year>(?:19|20)[0-9]{2})年的")
+_DATE_END: Final = "0123456789年月日号"
+"""Characters that a Chinese date (_DATE_ZH) can end with, before white space, but numerals."""
+_DAY_END: Final = "一二三四五六七八九十"
+_AFTER_MONTH: Final = "(?:" + "|".join(f"(?<=月[\\s\\S]{{{d + 1}}})" for d in range(1, 5)) + ")"
+"""After a numeral and the next character: a 月 one to four characters before the numeral."""
+_BORN_WORD: Final = "(?:(?<=出)[生世]|(?<=生)|(?<=降)生)"
+"""The rest of a _BORN_AFTER_ZH word after its first character."""
 _MONTHS: Final = {
     m: i
     for i, names in enumerate(
@@ -355,6 +379,26 @@ class BirthdayRecognizer:
     name = "birthday"
     batch_safe = True
     triggers = (DIGITS + "年月", "生诞是" + LETTERS)
+    anchors = (
+        # _BIRTHDAY_ZH: a birth word (生日, 生于, 生辰, 诞生于; 出生…), at most three more of
+        # its characters and three fillers, then the date's first character
+        ("生", "日于辰", r"[\s\S]{0,4}[0-9一二三四五六七八九十]"),
+        ("出", "生", r"[\s\S]{0,6}[0-9一二三四五六七八九十]"),
+        # _BORN_AFTER_ZH: a date's last character, at most three white-space characters (one
+        # in the date, one before the word, a newline that ``$`` lets through), the word
+        (_DATE_END, "出生降", _BORN_WORD),
+        (_DATE_END, r"\s", rf"\s{{0,2}}[出生降]{_BORN_WORD}"),
+        # a date ends with a Chinese numeral only in its day, up to four characters after 月
+        (_DAY_END, "出生降", rf"{_AFTER_MONTH}{_BORN_WORD}"),
+        (_DAY_END, r"\s", rf"{_AFTER_MONTH}\s{{0,2}}[出生降]{_BORN_WORD}"),
+        ("我", "是", "(?:19|20)[0-9]{2}年的"),  # _BIRTH_YEAR_ZH
+        ("BbDd", "Ii", "(?i:rthday)"),  # _BIRTHDAY_EN
+        ("BbDd", "Dd", "(?i:ay)"),
+        ("BbDd", "-", "(?i:day)"),
+        ("BbDd", "Oo", "(?i:rn|b)"),
+        ("BbDd", ".", "(?i:o\\.b)"),
+        ("BbDd", "Aa", r"(?i:te\s+of\s+birth)"),
+    )
     categories = frozenset({"birthday"})
     languages: frozenset[str] = frozenset()
 
@@ -376,13 +420,21 @@ class BirthdayRecognizer:
 
     def _zh(self, norm: Normalised) -> Iterator[Finding]:
         text = norm.text
-        taken = -1
+        ends: list[int] = []  # of the birth-word-first findings, in order
         for m in _BIRTHDAY_ZH.finditer(text):
             f = self._finding(norm, m.span("date"), _zh_date(m.group("date")), m.group())
             if f is not None:
-                taken = m.end()
+                ends.append(m.end())
                 yield f
         for m in _BORN_AFTER_ZH.finditer(text):
+            # a date before the birth word is not read before the end of the last birth-word-
+            # first finding of the same text (texts that scan_many joins end at a NUL)
+            taken = -1
+            if ends:
+                stop = text.find("\x00", m.start())
+                last = bisect_right(ends, len(text) if stop < 0 else stop) - 1
+                if last >= 0 and ends[last] > text.rfind("\x00", 0, m.start()):
+                    taken = ends[last]
             if m.start() < taken:
                 continue
             d = _DATE_BEFORE_ZH.search(text, max(0, m.start() - 20), m.start())
@@ -484,6 +536,17 @@ class GradeClassRecognizer:
     name = "grade_class"
     batch_safe = True
     triggers = ("级初高园学gGyYkKsS",)
+    anchors = (
+        ("年", "级", ""),
+        ("初高", "一二三123", ""),  # _STAGE
+        ("幼", "儿", "园"),
+        ("小初中高", "学中", "生"),  # _PUPIL
+        ("读上念", "小初高", "[学中]"),  # _ATTEND
+        ("Gg", "Rr", "(?i:ade)"),  # _GRADE_EN
+        ("Yy", "Ee", "(?i:ar)"),
+        ("Kk", "Ii", "(?i:ndergarten)"),
+        ("Ss", "Cc", "(?i:hool)"),
+    )
     categories = frozenset({"grade_class"})
     languages: frozenset[str] = frozenset()
 
@@ -629,6 +692,15 @@ class SchoolRecognizer:
     name = "school_names"
     batch_safe = True
     triggers = ("学附中Ss",)
+    # the suffixes of _SCHOOL_ZH by their first character, _NUMBERED_SCHOOL by its 中, "School"
+    anchors = (
+        ("学", "校", ""),
+        ("小中", "学", ""),
+        ("初高", "中", ""),
+        ("附", "小中", ""),
+        ("第一二三四五六七八九十", "中", ""),  # _NUMBERED_SCHOOL
+        ("S", "c", "hool"),
+    )
     categories = frozenset({"school"})
     languages: frozenset[str] = frozenset()
 

@@ -153,6 +153,7 @@ class NumberRecognizer:
     name = "numbers"
     batch_safe = True
     triggers = (DIGITS,)
+    anchors = ((DIGITS, "0-9", "[0-9]{5}"),)  # a run of seven digits or more
     categories = frozenset({"phone", "id_number", "bank_card"})
     languages: frozenset[str] = frozenset()
 
@@ -286,6 +287,12 @@ class IpAddressRecognizer:
     name = "ip_address"
     batch_safe = True
     triggers = (DIGITS, ".:")
+    # a dotted quad; IPv6 only where the text has '::' or seven colons (as find)
+    anchors = (
+        (DIGITS, ".", r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]"),
+        (":", ":", ""),
+        (":", "", "(?:[^:]*+:){6}"),
+    )
     categories = frozenset({"ip_address"})
     languages: frozenset[str] = frozenset()
 
