@@ -267,3 +267,8 @@ def test_many_category_sets_share_one_prefilter_past_a_bound() -> None:
             "电话13812345678，我今年12岁", None, subset, NOW, reg
         )
     assert len(reg._prefilters) <= 33
+
+
+def test_scan_many_with_the_model_on_one_character_texts() -> None:
+    """Found by hypothesis: a batch whose texts are all one character long has no n-grams."""
+    assert scan_many(["李", "李"], model=True) == [scan("李", model=True)] * 2

@@ -209,6 +209,8 @@ class CrfModel:
         room = np.repeat(np.cumsum(lengths), lengths) - np.arange(n)  # characters left in text
         sizes = range(2, min(MAX_WORD, int(lengths.max())) + 1)
         grams = [batch_ngram_hashes(u, room, k) for k in sizes]
+        if not grams:  # every text shorter than two characters
+            return out
         found = self.lex_table.lookup(np.concatenate([h for _, h in grams]))  # one lookup
         at = 0
         for k, (starts, h) in zip(sizes, grams, strict=True):
