@@ -19,10 +19,12 @@ from rich.table import Table
 from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
 from qinglang.commands import (
     consents,
+    events,
     keys,
     ledger,
     notices,
     retention,
+    review,
     rights,
     risk,
 )
@@ -63,6 +65,8 @@ for _name, _module in (
     ("notice", notices),
     ("consent", consents),
     ("rights", rights),
+    ("events", events),
+    ("review", review),
     ("risk", risk),
 ):
     app.add_typer(_module.app, name=_name)

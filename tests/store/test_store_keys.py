@@ -133,6 +133,12 @@ def test_encrypted_columns_are_found_in_the_metadata() -> None:
         "accounts.birth_date": "date",
         "guardians.display_name": "text",
         "rights_requests.details": "text",
+        "events.text": "text",
+        "alerts.evidence": "text",
+        "restrictions.reason": "text",
+        "restrictions.lift_reason": "text",
+        "review_actions.reason": "text",
+        "review_documents.content": "text",
     }
     assert {c.primary_key for c in encrypted_columns()} == {"id"}
 
@@ -144,6 +150,12 @@ def test_key_usage_counts_per_column_and_key_id(seeded: tuple[Engine, int], key_
         "accounts.birth_date": {key_a.key_id: ACCOUNTS},
         "guardians.display_name": {key_a.key_id: 1},
         "rights_requests.details": {key_a.key_id: 1},
+        "events.text": {},
+        "alerts.evidence": {},
+        "restrictions.reason": {},
+        "restrictions.lift_reason": {},
+        "review_actions.reason": {},
+        "review_documents.content": {},
     }
     with engine.begin() as connection:
         connection.execute(text("UPDATE guardians SET display_name = 'plain'"))

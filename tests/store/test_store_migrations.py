@@ -38,6 +38,14 @@ TABLES = {
     "ledger_heads",
     "rights_requests",
     "rights_request_events",
+    "events",
+    "event_heads",
+    "risk_consumers",
+    "alerts",
+    "restrictions",
+    "review_actions",
+    "review_documents",
+    "guardian_notifications",
 }
 
 

@@ -6,7 +6,17 @@ from fastapi import FastAPI
 
 from qinglang import __version__
 from qinglang.api import problems
-from qinglang.api.routers import accounts, consent, decisions, graph, platforms, rights, scan
+from qinglang.api.routers import (
+    accounts,
+    consent,
+    decisions,
+    events,
+    graph,
+    platforms,
+    review,
+    rights,
+    scan,
+)
 from qinglang.api.service import Service, Settings
 
 
@@ -31,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scan.router,
         consent.router,
         rights.router,
+        events.router,
+        review.router,
     ):
         app.include_router(r)
 

@@ -161,15 +161,19 @@ class Service:
         bad_settings: int = 409,
     ) -> Profile:
         """The account's protection profile now, with its consent snapshot (cached per account
-        row version, consent version and local day: a consent change is seen by the next call)."""
+        row version, consent version, local day and restriction: a consent change or a
+        restriction is seen by the next call)."""
         policy = self.policy_for(platform)
         now = at or datetime.now(UTC)
+        until = account.restricted_until
+        restricted = until is not None and until > now
         key = (
             account.id,
             account.updated_at,
             account.consent_version,
             now.astimezone(policy.tz).date(),
             id(policy),
+            restricted,
         )
         prof = self._profiles.get(key)
         if prof is not None:
@@ -190,6 +194,7 @@ class Service:
                 now,
                 account.settings or {},
                 consents,
+                restricted=restricted,
             )
         except SettingsError as exc:
             raise field_problem(bad_settings, f"settings.{exc.setting}", str(exc)) from None

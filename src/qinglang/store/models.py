@@ -27,7 +27,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -197,6 +199,10 @@ class Account(Base):
     consent_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     #: Set when the account was cancelled (a rights request); its data is then erased.
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: While set and in the future, the account may not contact minors (risk review): the end of
+    #: its latest active restriction, INDEFINITE until lifted. Mirrors ``restrictions``; a change
+    #: bumps ``updated_at``, so the next decision in any worker rebuilds the cached profile.
+    restricted_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -484,3 +490,242 @@ class RightsRequestEvent(Base):
     actor: Mapped[str] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# ---------------------------------------------------------------- events, risk and review
+
+EVENT_KINDS: Final = (
+    "follow",
+    "unfollow",
+    "message",
+    "impression",
+    "gift",
+    "profile_view",
+    "block",
+    "report",
+)
+ALERT_LEVELS: Final = ("review", "restrict")
+ALERT_STATUSES: Final = ("open", "in_review", "actioned", "dismissed")
+ALERT_PRIORITIES: Final = ("urgent", "high", "normal")
+RESTRICTION_SCOPES: Final = ("contact_minors", "suspended")
+INDEFINITE: Final = datetime(9999, 12, 31, tzinfo=UTC)
+"""``accounts.restricted_until`` of a restriction that lasts until it is lifted."""
+
+
+class StoredEvent(Base):
+    """One platform event as received (validated), in arrival order per platform.
+
+    ``seq`` is assigned under the platform's intake lock (:class:`EventHead`), so a consumer
+    that reads ``seq > checkpoint`` never skips an event committed late. Message text is
+    encrypted; everything else is ids, kinds and times.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "event_id"),
+        UniqueConstraint("platform_id", "seq"),
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
+        Index(None, "platform_id", "at"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    seq: Mapped[int] = mapped_column(BigInteger)
+    #: The platform's own id of the event (idempotency key).
+    event_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(String(200))
+    item: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    surface: Mapped[str | None] = mapped_column(String(16))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str | None] = mapped_column(EncryptedText())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventHead(Base):
+    """The last event sequence number of a platform; intake locks it (one writer per platform)."""
+
+    __tablename__ = "event_heads"
+
+    platform_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("platforms.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = _updated()
+
+
+class RiskConsumer(Base):
+    """The lease and checkpoint of the risk consumer of one platform.
+
+    Only the holder of an unexpired lease feeds the engine; it moves ``checkpoint`` (the last
+    event ``seq`` processed) in the same transaction as the alerts it wrote.
+    """
+
+    __tablename__ = "risk_consumers"
+
+    platform_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("platforms.id", ondelete="CASCADE"), primary_key=True
+    )
+    holder: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    checkpoint: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    #: The latest event time processed (replay on takeover reaches back from here).
+    watermark_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    processed: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Alert(Base):
+    """A risk alert raised by the engine, with minimised evidence, priority, SLA and assignment.
+
+    ``alert_id`` is the engine's deterministic id (idempotent writes). ``evidence`` is the
+    encrypted JSON of signals with excerpts, the event timeline and the minors involved.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "alert_id"),
+        CheckConstraint(_in("level", ALERT_LEVELS), name="level"),
+        CheckConstraint(_in("status", ALERT_STATUSES), name="status"),
+        CheckConstraint(_in("priority", ALERT_PRIORITIES), name="priority"),
+        Index(None, "platform_id", "status", "due_at"),
+        Index(None, "platform_id", "sender"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    alert_id: Mapped[str] = mapped_column(String(128))
+    sender: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+    rule_id: Mapped[str] = mapped_column(String(128))
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    minors: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    event_ids: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    signal_names: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    evidence: Mapped[str] = mapped_column(EncryptedText())
+    priority: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Restriction(Base):
+    """A sender restricted from contacting minors (or suspended): by a reviewer, or
+    automatically above the pack's high threshold pending review. Lifted, never deleted."""
+
+    __tablename__ = "restrictions"
+    __table_args__ = (
+        CheckConstraint(_in("scope", RESTRICTION_SCOPES), name="scope"),
+        Index(None, "platform_id", "account"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    #: External id of the restricted account (it may not be registered with qinglang yet).
+    account: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(16))
+    automatic: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    reason: Mapped[str] = mapped_column(EncryptedText())
+    created_by: Mapped[str] = mapped_column(String(128))
+    alert_pk: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("alerts.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created()
+    #: None: until lifted.
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_by: Mapped[str | None] = mapped_column(String(128))
+    lift_reason: Mapped[str | None] = mapped_column(EncryptedText())
+
+
+class ReviewAction(Base):
+    """One reviewer (or automatic) action on an alert; the ledger holds its audit entry."""
+
+    __tablename__ = "review_actions"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    alert_pk: Mapped[int] = mapped_column(
+        IdType, ForeignKey("alerts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(EncryptedText())
+    #: Ids and parameters only (restriction ids, items, authority, document id ...).
+    details: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReviewDocument(Base):
+    """A generated document (a report to the police or a regulator), encrypted, hashed."""
+
+    __tablename__ = "review_documents"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    alert_pk: Mapped[int] = mapped_column(
+        IdType, ForeignKey("alerts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    authority: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(128))
+    media_type: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(EncryptedText())
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+
+
+class GuardianNotification(Base):
+    """A notification recorded for a guardian of a minor involved in an alert (the platform
+    delivers it)."""
+
+    __tablename__ = "guardian_notifications"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    alert_pk: Mapped[int] = mapped_column(
+        IdType, ForeignKey("alerts.id", ondelete="CASCADE"), index=True
+    )
+    guardian_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("guardians.id", ondelete="SET NULL"), index=True
+    )
+    child: Mapped[str] = mapped_column(String(200))
+    message_zh: Mapped[str] = mapped_column(Text)
+    message_en: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+
+
+def active_restriction_end(
+    connection: Any, platform_id: int, account: str, now: datetime
+) -> datetime | None:
+    """When the account's active restrictions end (INDEFINITE if one has no end), or None."""
+    rows = connection.execute(
+        select(Restriction.until).where(
+            Restriction.platform_id == platform_id,
+            Restriction.account == account,
+            Restriction.lifted_at.is_(None),
+        )
+    ).all()
+    ends = [INDEFINITE if u is None else u for (u,) in rows]
+    live = [e for e in ends if e > now]
+    return max(live) if live else None
+
+
+@event.listens_for(Account, "before_insert")
+def _restricted_on_registration(_mapper: Any, connection: Any, account: Account) -> None:
+    """An account registered after it was restricted (events may come first) starts restricted."""
+    if account.restricted_until is None and account.platform_id is not None:
+        account.restricted_until = active_restriction_end(
+            connection, account.platform_id, account.external_id, utcnow()
+        )
