@@ -18,6 +18,7 @@ from rich.table import Table
 
 from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
 from qinglang.commands import (
+    age,
     consents,
     events,
     keys,
@@ -68,6 +69,7 @@ for _name, _module in (
     ("events", events),
     ("review", review),
     ("risk", risk),
+    ("age", age),
 ):
     app.add_typer(_module.app, name=_name)
 
