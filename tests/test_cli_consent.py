@@ -98,7 +98,13 @@ def bad(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI's consoles are created once per process, reading COLUMNS then: when another test
+    # imported them first, the environment is too late, so widen the consoles themselves.
+    from qinglang.commands import common
+
     monkeypatch.setenv("COLUMNS", "250")
+    for console in (common.out, common.err):
+        monkeypatch.setattr(console, "width", 250)
 
 
 @pytest.fixture

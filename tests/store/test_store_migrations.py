@@ -46,6 +46,8 @@ TABLES = {
     "review_actions",
     "review_documents",
     "guardian_notifications",
+    "age_assessments",
+    "age_assessment_events",
 }
 
 

@@ -8,6 +8,7 @@ from qinglang import __version__
 from qinglang.api import problems
 from qinglang.api.routers import (
     accounts,
+    age,
     consent,
     decisions,
     events,
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for r in (
         platforms.router,
         accounts.router,
+        age.router,
         graph.router,
         decisions.router,
         scan.router,

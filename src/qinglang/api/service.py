@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, object_session
 from starlette.concurrency import run_in_threadpool
 
+from qinglang.age.suspicion import effective_age
 from qinglang.api.problems import Problem, field_problem, unauthorised
 from qinglang.guard import (
     Decision,
@@ -34,6 +35,7 @@ from qinglang.guard import (
 from qinglang.guard.exposure import audience_level
 from qinglang.policy import Policy, PolicyError, load_policy
 from qinglang.store import make_engine, repo, session_factory, transaction, upgrade, writer
+from qinglang.store.assessments import suspected_age
 from qinglang.store.consents import consent_view, consent_view_of
 from qinglang.store.crypto import KeyRing, keyring_of
 from qinglang.store.models import Account, ContentFlag, Platform
@@ -182,15 +184,21 @@ class Service:
         session = object_session(account)
         if session is not None:
             consents = consent_view(session, account)
+            suspected = suspected_age(session, account.id)
         else:
             with self.tx() as s:
                 consents = consent_view_of(s, account.id, account.consent_version)
+                suspected = suspected_age(s, account.id)
+        # A suspected minor is treated as a minor (inferred age, never over a higher source).
+        birth_date, age_source = effective_age(
+            account.birth_date, account.age_source, suspected, now.astimezone(policy.tz).date()
+        )
         try:
             prof = build_profile(
                 policy,
                 account.external_id,
-                account.birth_date,
-                account.age_source,
+                birth_date,
+                age_source,
                 now,
                 account.settings or {},
                 consents,

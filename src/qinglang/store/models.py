@@ -729,3 +729,62 @@ def _restricted_on_registration(_mapper: Any, connection: Any, account: Account)
         account.restricted_until = active_restriction_end(
             connection, account.platform_id, account.external_id, utcnow()
         )
+
+
+# ---------------------------------------------------------------- age assessments
+
+AGE_ASSESSMENT_STATES: Final = (
+    "clear",
+    "suspected",
+    "verification_requested",
+    "appealed",
+    "verified_minor",
+    "verified_adult",
+)
+
+
+class AgeAssessment(Base):
+    """An account's latest inferred-age assessment and where its suspicion stands (one per
+    account); a transition bumps the account row so the next decision sees it."""
+
+    __tablename__ = "age_assessments"
+    __table_args__ = (CheckConstraint(_in("state", AGE_ASSESSMENT_STATES), name="state"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[str] = mapped_column(String(32))
+    p_under18: Mapped[float | None] = mapped_column(Float)
+    p_under14: Mapped[float | None] = mapped_column(Float)
+    band: Mapped[str | None] = mapped_column(String(32))
+    suspected_child: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    model: Mapped[str | None] = mapped_column(String(64))
+    #: Top signals, minimised: name, weight and implied age only (never the evidence text).
+    signals: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
+    #: p(under 18) at which an appeal was overturned; a re-suspicion needs a higher score.
+    cleared_score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class AgeAssessmentEvent(Base):
+    """One transition of an age assessment: who, when, why; the ledger holds its audit entry."""
+
+    __tablename__ = "age_assessment_events"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    transition: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(EncryptedText())
+    #: Ids and parameters only (score, verification method, attestation reference).
+    details: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,228 @@
+"""Age assessments in storage: the latest assessment per account, its transitions and audit.
+
+Every transition of :mod:`qinglang.age.suspicion` is a row of ``age_assessment_events`` and a
+ledger entry of kind ``age.<transition>`` (ids, states and scores only: no personal data), in
+the caller's transaction. A transition bumps the account row (``updated_at``) in the same
+transaction, so the next decision in any worker rebuilds the cached profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qinglang.age.infer import AgeEstimate
+from qinglang.age.suspicion import (
+    SUSPECTED_STATES,
+    Assessment,
+    State,
+    Transition,
+    inferred_age,
+    on_appeal,
+    on_decide_appeal,
+    on_score,
+    on_verify,
+)
+from qinglang.store import ledger
+from qinglang.store.models import Account, AgeAssessment, AgeAssessmentEvent, utcnow
+
+__all__ = [
+    "TOP_SIGNALS",
+    "appeal",
+    "decide_appeal",
+    "events_of",
+    "get_assessment",
+    "record_score",
+    "suspected_age",
+    "verify",
+]
+
+TOP_SIGNALS = 5
+
+
+def get_assessment(session: Session, account_id: int) -> AgeAssessment | None:
+    """The account's assessment row, or None if it was never scored or verified."""
+    return session.scalars(
+        select(AgeAssessment).where(AgeAssessment.account_id == account_id)
+    ).one_or_none()
+
+
+def events_of(session: Session, account_id: int) -> Sequence[AgeAssessmentEvent]:
+    """The account's transitions, oldest first."""
+    return session.scalars(
+        select(AgeAssessmentEvent)
+        .where(AgeAssessmentEvent.account_id == account_id)
+        .order_by(AgeAssessmentEvent.id)
+    ).all()
+
+
+def suspected_age(session: Session, account_id: int) -> int | None:
+    """The inferred minor age the account's profile uses while suspected (13 or 17), else None."""
+    row = session.execute(
+        select(AgeAssessment.state, AgeAssessment.suspected_child).where(
+            AgeAssessment.account_id == account_id
+        )
+    ).one_or_none()
+    if row is None or State(row.state) not in SUSPECTED_STATES:
+        return None
+    return inferred_age(bool(row.suspected_child))
+
+
+def _row(session: Session, account: Account) -> AgeAssessment:
+    """The account's assessment row, created ``clear`` if missing (flushed).
+
+    Locks the account row first (``FOR UPDATE`` on PostgreSQL; SQLite has one writer), so
+    transitions of one account serialise and two first scores never insert two rows.
+    """
+    session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
+    row = session.scalars(
+        select(AgeAssessment)
+        .where(AgeAssessment.account_id == account.id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        row = AgeAssessment(
+            platform_id=account.platform_id,
+            account_id=account.id,
+            state=State.CLEAR.value,
+            signals=[],
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _machine(row: AgeAssessment) -> Assessment:
+    """The pure machine state of a row."""
+    return Assessment(State(row.state), row.cleared_score)
+
+
+def _apply(
+    session: Session,
+    account: Account,
+    row: AgeAssessment,
+    new: Assessment,
+    transitions: Sequence[Transition],
+    details: dict[str, Any] | None = None,
+) -> list[AgeAssessmentEvent]:
+    """Store the new state, one event and one ledger entry per transition; bump the account."""
+    row.state = new.state.value
+    row.cleared_score = new.cleared_score
+    out: list[AgeAssessmentEvent] = []
+    for t in transitions:
+        data: dict[str, Any] = {
+            "from": t.from_state.value,
+            "to": t.to_state.value,
+            "actor": t.actor,
+            "p_under18": None if row.p_under18 is None else round(row.p_under18, 4),
+            **(details or {}),
+        }
+        entry = ledger.append(
+            session, account.platform_id, f"age.{t.name}", account.external_id, data, at=t.at
+        )
+        ev = AgeAssessmentEvent(
+            platform_id=account.platform_id,
+            account_id=account.id,
+            transition=t.name,
+            from_state=t.from_state.value,
+            to_state=t.to_state.value,
+            actor=t.actor,
+            reason=t.reason,
+            details=dict(details or {}),
+            ledger_seq=entry.seq,
+            at=t.at,
+        )
+        session.add(ev)
+        out.append(ev)
+    if transitions:
+        # A new row version (wall clock, strictly later): cached profiles keyed by it go stale.
+        account.updated_at = max(utcnow(), account.updated_at + timedelta(microseconds=1))
+    session.flush()
+    return out
+
+
+def minimised_signals(estimate: AgeEstimate, top: int = TOP_SIGNALS) -> list[dict[str, Any]]:
+    """The strongest signals as name, weight and implied age (no evidence text)."""
+    ranked = sorted(estimate.signals, key=lambda s: abs(s.weight), reverse=True)[:top]
+    return [{"name": s.name, "weight": round(s.weight, 4), "age": s.age} for s in ranked]
+
+
+def record_score(
+    session: Session,
+    account: Account,
+    estimate: AgeEstimate,
+    threshold: float,
+    actor: str,
+    at: datetime | None = None,
+) -> tuple[AgeAssessment, list[AgeAssessmentEvent]]:
+    """Store a new estimate; suspect a clear account at or above the threshold."""
+    at = at or utcnow()
+    row = _row(session, account)
+    row.p_under18 = float(estimate.p_under18)
+    row.p_under14 = float(estimate.p_under14)
+    row.band = estimate.band
+    row.model = estimate.model[:64]
+    row.signals = minimised_signals(estimate)
+    new, ts = on_score(_machine(row), row.p_under18, threshold, actor, at)
+    child = bool(estimate.suspected_child)
+    if ts or State(row.state) not in SUSPECTED_STATES:
+        row.suspected_child = child
+    elif child and not row.suspected_child:
+        # Already suspected, now as a child: the profile gets younger, so bump the account.
+        row.suspected_child = True
+        account.updated_at = max(utcnow(), account.updated_at + timedelta(microseconds=1))
+    row.updated_at = at
+    events = _apply(session, account, row, new, ts, {"band": estimate.band})
+    return row, events
+
+
+def verify(
+    session: Session,
+    account: Account,
+    *,
+    minor: bool,
+    method: str,
+    actor: str,
+    reference: str | None = None,
+    at: datetime | None = None,
+) -> tuple[AgeAssessment, list[AgeAssessmentEvent]]:
+    """Record a verification result (the caller updates the account's verified age)."""
+    at = at or utcnow()
+    row = _row(session, account)
+    new, ts = on_verify(_machine(row), minor=minor, actor=actor, at=at)
+    details: dict[str, Any] = {"method": method}
+    if reference is not None:
+        details["reference"] = reference
+    row.updated_at = at
+    return row, _apply(session, account, row, new, ts, details)
+
+
+def appeal(
+    session: Session, account: Account, reason: str, actor: str, at: datetime | None = None
+) -> tuple[AgeAssessment, list[AgeAssessmentEvent]]:
+    """The account holder appeals a suspicion (TransitionError when not suspected)."""
+    at = at or utcnow()
+    row = _row(session, account)
+    new, ts = on_appeal(_machine(row), actor, at, reason)
+    row.updated_at = at
+    return row, _apply(session, account, row, new, ts)
+
+
+def decide_appeal(
+    session: Session,
+    account: Account,
+    outcome: Literal["upheld", "overturned"],
+    reason: str,
+    reviewer: str,
+    at: datetime | None = None,
+) -> tuple[AgeAssessment, list[AgeAssessmentEvent]]:
+    """A reviewer decides an appeal (TransitionError when there is no open appeal)."""
+    at = at or utcnow()
+    row = _row(session, account)
+    new, ts = on_decide_appeal(_machine(row), outcome, reviewer, at, reason, row.p_under18)
+    row.updated_at = at
+    return row, _apply(session, account, row, new, ts)
