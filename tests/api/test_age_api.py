@@ -239,3 +239,18 @@ def test_problems_name_the_field(world: TestClient) -> None:
     assert_problem(world.post("/v1/age/kid/appeal", json={"reason": ""}), 422, "reason")
     r = world.post("/v1/age/score", json={"account": "kid"}, headers={"Authorization": "Bearer no"})
     assert r.status_code == 401
+
+
+def test_access_export_includes_the_age_assessment(world: TestClient) -> None:
+    from .consent_testing import link
+
+    score(world, "kid", **CHILD_BIO)
+    link(world, "mum", "kid")
+    r = world.get("/v1/accounts/kid/export", params={"guardian": "mum"})
+    assert r.status_code == 200, r.text
+    export = r.json()
+    assert export["age_assessment"]["state"] == "verification_requested"
+    assert export["age_assessment"]["p_under18"] > 0.5
+    transitions = [e["transition"] for e in export["age_assessment_events"]]
+    assert transitions == ["suspect", "request_verification"]
+    assert export["counts"]["age_assessment_events"] == len(transitions)

@@ -50,6 +50,8 @@ from qinglang.store.consents import active_link, bump_consent_versions, record_c
 from qinglang.store.crypto import DataKeyError, id_number_digest, keyring_of
 from qinglang.store.models import (
     Account,
+    AgeAssessment,
+    AgeAssessmentEvent,
     Consent,
     ContentFlag,
     ContentItem,
@@ -840,6 +842,39 @@ def export_account(
         }
         for r in requests
     ]
+    assessment = session.execute(
+        select(AgeAssessment).where(AgeAssessment.account_id == me)
+    ).scalar_one_or_none()
+    age_assessment = (
+        None
+        if assessment is None
+        else {
+            **_pick(
+                assessment,
+                "state",
+                "p_under18",
+                "p_under14",
+                "band",
+                "suspected_child",
+                "model",
+                "created_at",
+                "updated_at",
+            ),
+            "signals": list(assessment.signals or []),
+        }
+    )
+    age_events = [
+        {
+            **_pick(e, "transition", "from_state", "to_state", "actor", "reason", "at"),
+            "details": dict(e.details or {}),
+            "ledger_seq": e.ledger_seq,
+        }
+        for e in session.execute(
+            select(AgeAssessmentEvent)
+            .where(AgeAssessmentEvent.account_id == me)
+            .order_by(AgeAssessmentEvent.id)
+        ).scalars()
+    ]
     ledger_entries = []
     for e, body in zip(entries, bodies, strict=True):
         redacted = _redact(body, names)
@@ -862,6 +897,7 @@ def export_account(
         "rights_requests": len(rights_requests),
         "rights_request_events": sum(len(v) for v in events.values()),
         "ledger_entries": len(ledger_entries),
+        "age_assessment_events": len(age_events),
     }
     return {
         "format": EXPORT_FORMAT,
@@ -883,5 +919,7 @@ def export_account(
         "decision_logs": decisions,
         "rights_requests": rights_requests,
         "ledger_entries": ledger_entries,
+        "age_assessment": age_assessment,
+        "age_assessment_events": age_events,
         "counts": counts,
     }
