@@ -46,6 +46,9 @@ def test_eval_default_on_zh_set(tmp_path: Path) -> None:
     j = last_json(res.stdout)
     assert j["n"] >= 300 and float(j["auc"]) >= 0.95  # type: ignore[arg-type]
     assert {"auc", "brier", "n", "precision", "recall", "precision_at_90_recall"} <= set(j)
+    # Under 14 on the same set: the shipped default uses its rule; measured, not fitted.
+    assert j["under14"] == "rule" and j["positives14"] == 71
+    assert 0 <= float(j["brier14"]) <= 1 and float(j["auc14"]) >= 0.9  # type: ignore[arg-type]
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
@@ -106,3 +109,23 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     one_sided.write_text(json.dumps({"user_id": "a", "age": 30}) + "\n")
     res = run("train", str(one_sided), "--out", str(tmp_path / "m.npz"))
     assert res.returncode == 2 and "at least 2" in res.stderr
+
+
+def test_train_fits_under14_when_the_data_has_children(tmp_path: Path) -> None:
+    from qinglang.age.infer.model import TrainedModel
+    from tests.age.infer.test_age_infer_under14 import three_ages
+
+    data = tmp_path / "ages.jsonl"
+    with data.open("w", encoding="utf-8") as fh:
+        for r in three_ages(90):
+            posts = [{"date": "2004-06-01", "text": p.text} for p in r.posts]
+            fh.write(json.dumps({"user_id": r.user_id, "age": r.age, "posts": posts}) + "\n")
+    model = tmp_path / "age14.npz"
+    res = run("train", str(data), "--out", str(model))
+    assert res.returncode == 0, res.stderr
+    m = TrainedModel.load(model)
+    assert m.child is not None and m.meta["under14"]["fitted"]
+    res = run("eval", str(data), "--model", str(model))
+    assert res.returncode == 0, res.stderr
+    j = last_json(res.stdout)
+    assert {"auc", "brier", "n"} <= set(j) and float(j["auc"]) > 0.9  # type: ignore[arg-type]

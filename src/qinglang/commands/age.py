@@ -119,6 +119,15 @@ def train_command(
         f"C={meta['c']}; inner-CV AUC {meta['inner_cv']['auc']:.4f}; written to {out_path}",
         highlight=False,
     )
+    u14 = meta.get("under14") or {}
+    if u14.get("fitted"):
+        out.print(
+            f"under {u14['child_below']}: own classifier ({u14['positives']:,} records), "
+            f"C={u14['c']}; inner-CV AUC {u14['inner_cv']['auc']:.4f}",
+            highlight=False,
+        )
+    elif u14:
+        out.print(f"under {u14.get('child_below')}: rule, not fitted ({u14.get('rule')})")
     if errors:
         err.print(f"{len(errors):,} bad records skipped", highlight=False)
 
@@ -143,7 +152,7 @@ def eval_command(
     from qinglang.age.infer.model import (
         DefaultModel,
         TrainedModel,
-        cross_validate,
+        cross_validate_ages,
         evaluate,
         reliability_png,
         score,
@@ -160,13 +169,19 @@ def eval_command(
     _report_errors(errors)
     if not records:
         fail(f"{data}: no usable records")
+    child = int(policy.require("age.child_below").value)
     mode = "default"
+    child_fitted: str
     if cv is not None:
         y_list = [r.age is not None and r.age < minor for r in records]
         if min(sum(y_list), len(y_list) - sum(y_list)) < cv:
             fail(f"--cv {cv}: needs at least {cv} records on each side of {minor}")
         with _progress() as progress:
-            y, probs, _folds = cross_validate(records, cv, seed, minor, progress=_bar(progress))
+            res = cross_validate_ages(
+                records, cv, seed, minor, progress=_bar(progress), child_below=child
+            )
+        y, probs, y14, p14 = res.y18, res.p18, res.y14, res.p14
+        child_fitted = f"{sum(res.child_fitted)}/{len(res.child_fitted)} folds"
         mode = f"cv{cv}"
     else:
         model: DefaultModel | TrainedModel = DefaultModel()
@@ -179,7 +194,17 @@ def eval_command(
         ests = [score(r, model, policy) for r in records]
         y = np.asarray([int(r.age is not None and r.age < minor) for r in records], np.int64)
         probs = np.asarray([e.p_under18 for e in ests])
+        y14 = np.asarray([int(r.age is not None and r.age < child) for r in records], np.int64)
+        p14 = np.asarray([e.p_under14 for e in ests])
+        fitted = isinstance(model, TrainedModel) and bool(
+            (model.meta.get("under14") or {}).get("fitted")
+        )
+        child_fitted = "classifier" if fitted else "rule"
     m = evaluate(y, probs, threshold)
+    child_stats: dict[str, Any] = {"positives14": int(y14.sum()), "under14": child_fitted}
+    if 0 < int(y14.sum()) < len(y14):
+        m14 = evaluate(y14, p14, threshold)
+        child_stats |= {"auc14": round(m14.auc, 4), "brier14": round(m14.brier, 4)}
     if plot is None:
         plot = (
             model_path.with_suffix(".reliability.png")
@@ -195,11 +220,27 @@ def eval_command(
         f"  AUC {m.auc:.4f}   Brier {m.brier:.4f}\n"
         f"  at threshold {threshold:.2f}: precision {m.precision:.4f}  recall {m.recall:.4f}\n"
         f"  precision at 90% recall {m.precision_at_90_recall:.4f}\n"
-        f"  reliability plot: {plot}"
+        f"  under {child} ({child_stats['positives14']:,} records, {child_fitted}): "
+        + (
+            f"AUC {child_stats['auc14']:.4f}   Brier {child_stats['brier14']:.4f}\n"
+            if "auc14" in child_stats
+            else "not measurable (one class only)\n"
+        )
+        + f"  reliability plot: {plot}"
         + (f"\n  {len(errors):,} bad records skipped" if errors else ""),
         highlight=False,
     )
-    print(json.dumps({**m.to_dict(), "mode": mode, "errors": len(errors), "plot": str(plot)}))
+    print(
+        json.dumps(
+            {
+                **m.to_dict(),
+                **child_stats,
+                "mode": mode,
+                "errors": len(errors),
+                "plot": str(plot),
+            }
+        )
+    )
 
 
 # ---------------------------------------------------------------- batch scan

@@ -9,11 +9,17 @@ The trainable model (`train`) is the word TF-IDF + logistic regression of `qingl
 (reused, not copied) over post and profile text, with the signals appended as pseudo-terms.
 The inner cross-validation on the training rows picks C by AUC and fits the Platt calibration
 on the out-of-fold scores of the chosen C, so nothing is calibrated on rows it is judged on.
-It is saved as one ``.npz`` file (no pickle) in the risk model's format with ``meta.kind`` set
-to ``qinglang.age.model/1``.
+When the training rows hold at least `MIN_CHILD_ROWS` records under 14 and as many at or over
+14, a second classifier for under 14 is fitted on the same features the same way (own inner CV
+for C, own out-of-fold Platt calibration). It is saved as one ``.npz`` file (no pickle) in the
+risk model's format with ``meta.kind`` set to ``qinglang.age.model/2``; the under-14 feature
+families are stored with a ``u14_`` prefix and ``meta.under14`` says whether one was fitted.
+Files of kind ``qinglang.age.model/1`` (no under-14 classifier) still load and use the rule.
 
+The rule (the shipped default, and a trained model without an under-14 classifier):
 p(under 14) = p(under 18) × q, where q is P(under 14 | under 18): high when a signal states an
 age under 14, low when it states 14–17, else the prior (all in the lexicon file).
+Every model returns p(under 14) ≤ p(under 18).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from qinglang.risk import model as rm
 
 __all__ = [
     "KIND",
+    "MIN_CHILD_ROWS",
+    "AgeCV",
     "AgeModel",
     "DefaultModel",
     "Metrics",
@@ -45,6 +53,7 @@ __all__ = [
     "auc",
     "brier",
     "cross_validate",
+    "cross_validate_ages",
     "evaluate",
     "precision_at_recall",
     "reliability_png",
@@ -52,7 +61,12 @@ __all__ = [
     "train",
 ]
 
-KIND: Final = "qinglang.age.model/1"
+KIND: Final = "qinglang.age.model/2"
+KINDS: Final = frozenset({"qinglang.age.model/1", KIND})
+"""Kinds `TrainedModel.load` reads (/1: under-18 classifier only)."""
+MIN_CHILD_ROWS: Final = 20
+"""Fewest under-14 rows (and rows at or over 14) to fit an under-14 classifier; else the rule."""
+CHILD_PREFIX: Final = "u14_"
 FloatArray = rm.FloatArray
 IntArray = rm.IntArray
 
@@ -84,7 +98,7 @@ def _p14(p18: float, signals: Sequence[Signal], minor_below: int, child_below: i
             qq = q["stated_teen"]
     else:
         qq = q["prior"]
-    return p18 * float(qq)
+    return min(p18 * float(qq), p18)
 
 
 def _point_age(p18: float, p14: float, signals: Sequence[Signal], minor_below: int) -> int:
@@ -116,6 +130,17 @@ class DefaultModel:
         k = lexicon().default
         return _sigmoid(float(k["platt_a"]) * self.logit(signals) + float(k["platt_b"]))
 
+    def p_under14(
+        self,
+        record: AgeRecord,
+        signals: Sequence[Signal],
+        p18: float,
+        minor_below: int = 18,
+        child_below: int = 14,
+    ) -> float:
+        """p(under 14) by the rule (p(under 18) × q), never above `p18`."""
+        return _p14(p18, signals, minor_below, child_below)
+
 
 @dataclass(frozen=True, slots=True)
 class TrainedModel:
@@ -124,6 +149,9 @@ class TrainedModel:
     inner: rm.GroomingModel
     platt: tuple[float, float]
     name: str = "trained"
+    child: rm.GroomingModel | None = None
+    """The under-14 classifier; None: p(under 14) by the rule (too few under-14 rows)."""
+    child_platt: tuple[float, float] = (1.0, 0.0)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -144,22 +172,80 @@ class TrainedModel:
 
     def calibrated(self, z: FloatArray) -> FloatArray:
         """Platt map of log-odds to probabilities."""
-        a, b = self.platt
-        out: FloatArray = 1.0 / (1.0 + np.exp(-(a * z + b)))
+        return _platt(self.platt, z)
+
+    def child_logits(
+        self, records: Sequence[AgeRecord], signals: Sequence[Sequence[Signal]]
+    ) -> FloatArray:
+        """Uncalibrated under-14 log-odds (needs the under-14 classifier)."""
+        if self.child is None:
+            raise ValueError("this model has no under-14 classifier")
+        s = np.clip(self.child.scores(_docs(records, signals)), 1e-9, 1 - 1e-9)
+        out: FloatArray = np.log(s / (1 - s))
         return out
 
+    def calibrated_child(self, z: FloatArray) -> FloatArray:
+        """Platt map of under-14 log-odds to probabilities."""
+        return _platt(self.child_platt, z)
+
+    def p_under14(
+        self,
+        record: AgeRecord,
+        signals: Sequence[Signal],
+        p18: float,
+        minor_below: int = 18,
+        child_below: int = 14,
+    ) -> float:
+        """Calibrated p(under 14) of the under-14 classifier, else the rule; never above `p18`."""
+        if self.child is None:
+            return _p14(p18, signals, minor_below, child_below)
+        p = float(self.calibrated_child(self.child_logits([record], [signals]))[0])
+        return min(p, p18)
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write one .npz file (no pickle)."""
-        self.inner.save(path)
+        """Write one .npz file (no pickle); the under-14 families carry the ``u14_`` prefix."""
+        parts = self.inner.parts
+        if self.child is not None:
+            parts += tuple(replace(p, name=CHILD_PREFIX + p.name) for p in self.child.parts)
+        replace(self.inner, parts=parts).save(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainedModel:
-        """Read a model written by save; ModelError if it is not an age model."""
-        inner = rm.GroomingModel.load(path)
-        if inner.meta.get("kind") != KIND:
-            raise rm.ModelError(f"{os.fspath(path)}: not a {KIND} model")
-        a, b = inner.meta["platt"]
-        return cls(inner, (float(a), float(b)))
+        """Read a model written by save (kind /1 or /2); ModelError if it is not an age model."""
+        whole = rm.GroomingModel.load(path)
+        kind = whole.meta.get("kind")
+        if kind not in KINDS:
+            raise rm.ModelError(f"{os.fspath(path)}: not a qinglang age model (kind {kind!r})")
+        main = tuple(p for p in whole.parts if not p.name.startswith(CHILD_PREFIX))
+        kids = tuple(
+            replace(p, name=p.name[len(CHILD_PREFIX) :])
+            for p in whole.parts
+            if p.name.startswith(CHILD_PREFIX)
+        )
+        a, b = whole.meta["platt"]
+        u14 = whole.meta.get("under14") or {}
+        child, child_platt = None, (1.0, 0.0)
+        if u14.get("fitted"):
+            if len(kids) != len(main):
+                raise rm.ModelError(f"{os.fspath(path)}: under-14 classifier parts missing")
+            child = replace(whole, parts=kids)
+            ca, cb = u14["platt"]
+            child_platt = (float(ca), float(cb))
+        elif kids:
+            raise rm.ModelError(f"{os.fspath(path)}: under-14 parts without meta.under14")
+        return cls(
+            replace(whole, parts=main),
+            (float(a), float(b)),
+            child=child,
+            child_platt=child_platt,
+        )
+
+
+def _platt(ab: tuple[float, float], z: FloatArray) -> FloatArray:
+    """Logistic map a·z + b to probabilities."""
+    a, b = ab
+    out: FloatArray = 1.0 / (1.0 + np.exp(-(a * np.asarray(z, dtype=np.float64) + b)))
+    return out
 
 
 AgeModel = DefaultModel | TrainedModel
@@ -225,7 +311,7 @@ def score(
     tz = getattr(policy, "tz", None)
     signals = record_signals(rec, _reference_date(rec, on), minor, tz, detector)
     p18 = m.p_under18(rec, signals)
-    p14 = _p14(p18, signals, minor, child)
+    p14 = m.p_under14(rec, signals, p18, minor, child)
     b = band_for(_point_age(p18, p14, signals, minor), bands) if bands else None
     ordered = tuple(sorted(signals, key=lambda s: -abs(s.weight)))
     return AgeEstimate(
@@ -365,21 +451,28 @@ def _labels(records: Sequence[AgeRecord], minor_below: int) -> IntArray:
     return np.asarray([int(r.age is not None and r.age < minor_below) for r in records], np.int64)
 
 
-def train(
-    records: Sequence[AgeRecord],
-    minor_below: int = 18,
-    config: rm.Config = CONFIG,
-    seed: int = 0,
-    data_name: str = "",
-    progress: Progress | None = None,
-    _counts: Any = None,
-    _signals: Sequence[Sequence[Signal]] | None = None,
-) -> TrainedModel:
-    """Train from verified ages: inner CV picks C by AUC and fits Platt out of fold."""
-    y = _labels(records, minor_below)
-    sigs = _signals if _signals is not None else [_sig(r, minor_below) for r in records]
-    docs = _docs(records, sigs)
-    counts = _counts if _counts is not None else rm._Counts.of(docs, config)
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """One calibrated classifier fitted by nested CV: final parts, Platt, C and inner figures."""
+
+    parts: tuple[rm._Part, ...]
+    platt: tuple[float, float]
+    c: float
+    folds: int
+    auc_by_c: dict[str, float]
+    inner_auc: float
+    inner_brier: float
+
+
+def _fit(
+    counts: Any,
+    y: IntArray,
+    config: rm.Config,
+    seed: int,
+    progress: Progress | None,
+    stage: str,
+) -> _Fit:
+    """Inner CV picks C by AUC; Platt on the out-of-fold scores of that C; refit on all rows."""
     k = min(config.inner_folds, rm._max_folds(y))
     folds = rm.stratified_folds(y, k, seed)
     all_idx = np.arange(len(y))
@@ -394,7 +487,7 @@ def train(
             oof[test] = rm._score_parts(parts, counts.take(test))
             done += 1
             if progress is not None:
-                progress("inner cross-validation", done, total)
+                progress(stage, done, total)
         a = auc(y, oof)
         by_c[str(c)] = round(a, 4)
         if best is None or a > best[1]:
@@ -404,28 +497,139 @@ def train(
     zo = np.log(np.clip(oof, 1e-9, 1 - 1e-9) / np.clip(1 - oof, 1e-9, 1))
     platt = fit_platt(zo, y)
     fams = counts.families
-    parts = [
+    final = tuple(
         replace(p, kept=None, vocab=rm.Vocabulary.build([fam.terms[i] for i in p.kept], p.idf))
         for p, fam in zip(rm._fit_parts(counts, y, config, c), fams, strict=True)
         if p.kept is not None
-    ]
+    )
+    inner_brier = brier(y, _platt(platt, zo))
+    return _Fit(final, platt, c, k, by_c, inner_auc, inner_brier)
+
+
+def train(
+    records: Sequence[AgeRecord],
+    minor_below: int = 18,
+    config: rm.Config = CONFIG,
+    seed: int = 0,
+    data_name: str = "",
+    progress: Progress | None = None,
+    _counts: Any = None,
+    _signals: Sequence[Sequence[Signal]] | None = None,
+    child_below: int = 14,
+) -> TrainedModel:
+    """Train from verified ages: under 18, and under 14 when there are enough such rows."""
+    y = _labels(records, minor_below)
+    y14 = _labels(records, child_below)
+    sigs = _signals if _signals is not None else [_sig(r, minor_below) for r in records]
+    docs = _docs(records, sigs)
+    counts = _counts if _counts is not None else rm._Counts.of(docs, config)
+    f18 = _fit(counts, y, config, seed, progress, "inner cross-validation")
+    n14 = int(y14.sum())
+    child: rm.GroomingModel | None = None
+    child_platt = (1.0, 0.0)
+    under14: dict[str, Any] = {"fitted": False, "positives": n14, "child_below": child_below}
+    if min(n14, len(y14) - n14) >= MIN_CHILD_ROWS:
+        f14 = _fit(counts, y14, config, seed, progress, "under-14 inner cross-validation")
+        child = rm.GroomingModel(config, f14.parts, 0.5, {})
+        child_platt = f14.platt
+        under14 |= {
+            "fitted": True,
+            "platt": list(f14.platt),
+            "c": f14.c,
+            "inner_cv": {
+                "folds": f14.folds,
+                "auc_by_c": f14.auc_by_c,
+                "auc": round(f14.inner_auc, 4),
+                "brier": round(f14.inner_brier, 4),
+            },
+        }
+    else:
+        under14["rule"] = (
+            f"{n14} rows under {child_below} and {len(y14) - n14} at or over it (fewer than "
+            f"{MIN_CHILD_ROWS} on a side): p(under {child_below}) = p(under {minor_below}) × q, "
+            "q from the strongest stated age (lexicon default_model.q_child_given_minor)"
+        )
     meta = {
         "kind": KIND,
-        "platt": list(platt),
+        "platt": list(f18.platt),
         "minor_below": minor_below,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": data_name,
         "rows": len(y),
         "positives": int(y.sum()),
         "seed": seed,
-        "c": c,
-        "inner_cv": {"folds": k, "auc_by_c": by_c, "auc": round(inner_auc, 4)},
+        "c": f18.c,
+        "inner_cv": {"folds": f18.folds, "auc_by_c": f18.auc_by_c, "auc": round(f18.inner_auc, 4)},
+        "under14": under14,
     }
-    return TrainedModel(rm.GroomingModel(config, tuple(parts), 0.5, meta), platt)
+    if child is not None:
+        child = replace(child, meta=meta)
+    return TrainedModel(
+        rm.GroomingModel(config, f18.parts, 0.5, meta),
+        f18.platt,
+        child=child,
+        child_platt=child_platt,
+    )
 
 
 def _sig(r: AgeRecord, minor_below: int) -> list[Signal]:
     return record_signals(r, _reference_date(r, None), minor_below, detector=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AgeCV:
+    """Out-of-fold results of nested CV for under 18 and under 14."""
+
+    y18: IntArray
+    p18: FloatArray
+    y14: IntArray
+    p14: FloatArray
+    folds: list[IntArray]
+    child_fitted: list[bool]
+    """Per outer fold: True if an under-14 classifier was fitted, False if the rule was used."""
+
+
+def cross_validate_ages(
+    records: Sequence[AgeRecord],
+    k: int = 5,
+    seed: int = 0,
+    minor_below: int = 18,
+    config: rm.Config = CONFIG,
+    progress: Progress | None = None,
+    child_below: int = 14,
+) -> AgeCV:
+    """Nested K-fold CV (folds stratified on under 18): out-of-fold p(under 18), p(under 14)."""
+    y = _labels(records, minor_below)
+    y14 = _labels(records, child_below)
+    sigs = [_sig(r, minor_below) for r in records]
+    docs = _docs(records, sigs)
+    counts = rm._Counts.of(docs, config)
+    folds = rm.stratified_folds(y, k, seed)
+    all_idx = np.arange(len(y))
+    probs = np.zeros(len(y))
+    p14 = np.zeros(len(y))
+    fitted: list[bool] = []
+    for j, test in enumerate(folds):
+        tr = np.setdiff1d(all_idx, test)
+        m = train(
+            [records[i] for i in tr],
+            minor_below,
+            config,
+            seed + 1 + j,
+            _counts=counts.take(tr),
+            _signals=[sigs[i] for i in tr],
+            child_below=child_below,
+        )
+        recs, ss = [records[i] for i in test], [sigs[i] for i in test]
+        probs[test] = m.calibrated(m.logits(recs, ss))
+        p14[test] = [
+            m.p_under14(r, s, float(p), minor_below, child_below)
+            for r, s, p in zip(recs, ss, probs[test], strict=True)
+        ]
+        fitted.append(m.child is not None)
+        if progress is not None:
+            progress("outer folds", j + 1, len(folds))
+    return AgeCV(y, probs, y14, p14, folds, fitted)
 
 
 def cross_validate(
@@ -437,27 +641,8 @@ def cross_validate(
     progress: Progress | None = None,
 ) -> tuple[IntArray, FloatArray, list[IntArray]]:
     """Nested K-fold CV: (labels, out-of-fold calibrated p(under 18), the test folds)."""
-    y = _labels(records, minor_below)
-    sigs = [_sig(r, minor_below) for r in records]
-    docs = _docs(records, sigs)
-    counts = rm._Counts.of(docs, config)
-    folds = rm.stratified_folds(y, k, seed)
-    all_idx = np.arange(len(y))
-    probs = np.zeros(len(y))
-    for j, test in enumerate(folds):
-        tr = np.setdiff1d(all_idx, test)
-        m = train(
-            [records[i] for i in tr],
-            minor_below,
-            config,
-            seed + 1 + j,
-            _counts=counts.take(tr),
-            _signals=[sigs[i] for i in tr],
-        )
-        probs[test] = m.calibrated(m.logits([records[i] for i in test], [sigs[i] for i in test]))
-        if progress is not None:
-            progress("outer folds", j + 1, len(folds))
-    return y, probs, folds
+    cv = cross_validate_ages(records, k, seed, minor_below, config, progress)
+    return cv.y18, cv.p18, cv.folds
 
 
 # ---------------------------------------------------------------- reliability plot
