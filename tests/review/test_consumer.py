@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import func, select
@@ -20,6 +20,7 @@ from qinglang.risk.events import Event
 from qinglang.risk.types import Alert as RiskAlert
 from qinglang.store import events as store_events
 from qinglang.store import repo
+from qinglang.store import review as store_review
 from qinglang.store.db import transaction, writer
 from qinglang.store.models import INDEFINITE, Account, Alert, Platform, Restriction
 
@@ -299,3 +300,94 @@ def test_one_broken_platform_does_not_stop_the_others(
     report = Consumer(session_maker, w, policy_for, clock=Clock(T0)).run_once()
     assert report.failed_platforms == [broken]
     assert report.platforms == [world] and report.restrictions == 1
+
+
+# ---------------------------------------------------------------- dismissals reach the engine
+
+
+class Spy(RiskEngine):
+    """The engine, recording the senders it was told to acknowledge."""
+
+    made: ClassVar[list[Spy]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acks: list[str] = []
+        Spy.made.append(self)
+
+    def acknowledge(self, sender: str) -> None:
+        self.acks.append(sender)
+        super().acknowledge(sender)
+
+
+def weak() -> list[dict[str, Any]]:
+    """Shown, follows and two probing messages: a review alert for "man", no restriction."""
+    out = [e for e in pattern() if e["kind"] != "message"]
+    for i, text in enumerate(("你好呀，你几岁了？", "你住哪里？我可以去找你玩")):
+        at = (T0 + timedelta(minutes=10 + i)).isoformat()
+        out.append(
+            {"id": f"w{i}", "kind": "message", "at": at, "actor": "man", "target": "girl"}
+            | {"text": text}
+        )
+    return out
+
+
+def more() -> list[dict[str, Any]]:
+    """One more probing message from "man", later."""
+    at = (T0 + timedelta(minutes=30)).isoformat()
+    text = "你爸妈什么时候不在家？"
+    return [
+        {"id": "w9", "kind": "message", "at": at, "actor": "man", "target": "boy", "text": text}
+    ]
+
+
+def spying(sm: sessionmaker[Session], holder: str, clock: Clock) -> Consumer:
+    w = sessionmaker(bind=writer(sm.kw["bind"]), expire_on_commit=False)
+    return Consumer(sm, w, lambda _p: POLICY, engine_factory=Spy, holder=holder, clock=clock)
+
+
+def dismiss(sm: sessionmaker[Session], pid: int, at: datetime) -> None:
+    w = sessionmaker(bind=writer(sm.kw["bind"]), expire_on_commit=False)
+    with transaction(w) as s:
+        p = s.get(Platform, pid)
+        alert = s.scalars(select(Alert).where(Alert.status == "open")).one()
+        assert p is not None and alert.sender == "man"
+        store_review.act(s, p, POLICY, alert, "dismiss", "rev-1", "家长确认是亲戚", now=at)
+
+
+@pytest.mark.parametrize("dismissed", [True, False])
+def test_a_dismissal_reaches_the_engine_on_the_next_poll(
+    session_maker: sessionmaker[Session], world: int, dismissed: bool
+) -> None:
+    Spy.made.clear()
+    ingest(session_maker, world, weak())
+    clock = Clock(T0 + timedelta(minutes=20))
+    c = spying(session_maker, "A", clock)
+    assert c.run_once().alerts == 1
+    (engine,) = Spy.made
+    if dismissed:
+        dismiss(session_maker, world, clock.t)
+    c.run_once()  # nothing pending: the poll still reads the dismissal
+    assert engine.acks == (["man"] if dismissed else [])
+    c.run_once()
+    assert engine.acks == (["man"] if dismissed else [])  # applied once
+    ingest(session_maker, world, more())
+    report = c.run_once()
+    # Acknowledged: re-armed above the dismissed score, so more of it raises a new alert;
+    # otherwise the review level was already raised and nothing new is.
+    assert report.events == 1 and report.alerts == (1 if dismissed else 0)
+    assert Spy.made == [engine] and report.replayed == 0
+
+
+def test_a_takeover_replays_the_dismissal(session_maker: sessionmaker[Session], world: int) -> None:
+    Spy.made.clear()
+    ingest(session_maker, world, weak())
+    clock = Clock(T0 + timedelta(minutes=20))
+    first = spying(session_maker, "A", clock)
+    assert first.run_once().alerts == 1
+    first.release()
+    dismiss(session_maker, world, clock.t)
+    ingest(session_maker, world, more())
+    report = spying(session_maker, "B", clock).run_once()
+    assert report.replayed == len(weak()) and report.events == 1 and report.alerts == 1
+    assert Spy.made[-1].acks == ["man"]

@@ -13,11 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qinglang.policy import load_policy
+from qinglang.store import events as store_events
 from qinglang.store import ledger, repo
 from qinglang.store.consents import publish_notice, record_consent
 from qinglang.store.db import transaction
 from qinglang.store.models import (
     Account,
+    Alert,
     Consent,
     ContentItem,
     DecisionLog,
@@ -28,6 +30,8 @@ from qinglang.store.models import (
     Platform,
     RightsRequest,
     RightsRequestEvent,
+    RiskConsumer,
+    StoredEvent,
 )
 from qinglang.store.retention import CATEGORIES, run_retention, topic_of
 from qinglang.store.rights import create_request, transition
@@ -66,6 +70,7 @@ TABLES: tuple[Any, ...] = (
     Account,
     ContentItem,
     LedgerEntry,
+    StoredEvent,
 )
 
 
@@ -224,6 +229,8 @@ def seeded(session_maker: sessionmaker[Session]) -> Seeded:
             bucket["cancelled_accounts"].add(acc.id)
             ledger.append(s, p.id, "consent.granted", name, {"purpose": "x"}, at=ago(9000))
         keep["cancelled_accounts"] |= {child.id, friend.id}
+
+        _seed_events(s, p.id, other.id, purge, keep)
         s.flush()
         return Seeded(p.id, purge, keep, "gone")
 
@@ -234,6 +241,55 @@ def _linked_guardian(s: Session, p: Platform, child: Account, name: str) -> Guar
     return g
 
 
+def _alert(s: Session, platform_id: int, name: str, status: str, event_ids: list[str]) -> None:
+    evidence = {"signals": [{"name": "x", "event_ids": event_ids}], "timeline": []}
+    s.add(
+        Alert(
+            platform_id=platform_id,
+            alert_id=name,
+            sender="man",
+            level="review",
+            score=0.5,
+            rule_id="cn.risk.review",
+            raised_at=ago(300),
+            minors=["kid"],
+            event_ids=[],
+            signal_names=["x"],
+            evidence=json.dumps(evidence),
+            priority="normal",
+            status=status,
+            due_at=ago(299),
+        )
+    )
+
+
+def _seed_events(
+    s: Session, pid: int, other: int, purge: dict[str, set[int]], keep: dict[str, set[int]]
+) -> None:
+    """Events either side of the period; processed or not; held by an open alert or not."""
+    e_days = _days("events")
+    raws = [
+        {"id": name, "kind": "message", "at": ago(400).isoformat(), "actor": "man"}
+        | {"target": "kid", "text": "你好"}
+        for name in ("done", "held", "dismissed", "recent", "pending")
+    ]
+    store_events.ingest(s, pid, raws[:4], now=ago(e_days + 1))
+    store_events.ingest(s, pid, raws[4:], now=ago(e_days + 1))
+    store_events.ingest(s, other, raws[:1], now=ago(e_days + 50))
+    s.add(RiskConsumer(platform_id=pid, checkpoint=4))
+    _alert(s, pid, "a-open", "in_review", ["held"])
+    _alert(s, pid, "a-closed", "dismissed", ["dismissed"])
+    s.flush()
+    mine = select(StoredEvent).where(StoredEvent.platform_id == pid)
+    rows = {e.event_id: e for e in s.scalars(mine)}
+    rows["recent"].received_at = ago(e_days - 1)
+    for name in ("done", "dismissed"):
+        purge["events"].add(rows[name].id)
+    keep["events"] |= {rows[name].id for name in ("held", "recent", "pending")}
+    theirs = select(StoredEvent.id).where(StoredEvent.platform_id == other)
+    keep["events"] |= set(s.scalars(theirs))
+
+
 _MODEL = {
     "decision_logs": DecisionLog,
     "closed_rights_requests": RightsRequest,
@@ -241,6 +297,7 @@ _MODEL = {
     "revoked_guardian_links": GuardianLink,
     "unlinked_guardians": Guardian,
     "cancelled_accounts": Account,
+    "events": StoredEvent,
 }
 
 
@@ -276,6 +333,7 @@ def test_dry_run_reports_and_changes_nothing(
         report = run_retention(s, _platform(s, seeded), CN, AT, dry_run=True)
     assert report.dry_run and report.ledger_seq is None
     assert report.counts == {c: len(seeded.purge[c]) for c in CATEGORIES}
+    assert report.held == {"events": {"unprocessed": 1, "evidence_hold": 1}}
     assert all(len(seeded.purge[c]) >= 1 for c in CATEGORIES)
     with session_maker() as s:
         assert _snapshot(s) == before
@@ -328,6 +386,8 @@ def test_run_purges_exactly_the_overdue_rows_and_records_it(
         data = json.loads(entry.body)["data"]
         assert data["counts"] == report.counts
         assert data["rules"]["decision_logs"] == "cn.retention.decision_logs"
+        assert data["rules"]["events"] == "cn.retention.events"
+        assert data["held"] == {"events": {"unprocessed": 1, "evidence_hold": 1}}
         assert ledger.verify(s, seeded.platform_id) is None
         assert (
             s.execute(
@@ -349,9 +409,31 @@ def test_a_second_run_purges_nothing_more(
     # the guardians whose last link was purged become unlinked, but were updated long ago
     assert again.counts["decision_logs"] == 0 and again.counts["cancelled_accounts"] == 0
     assert again.counts["closed_rights_requests"] == 0 and again.counts["inactive_consents"] == 0
+    assert again.counts["events"] == 0
+    assert again.held == {"events": {"unprocessed": 1, "evidence_hold": 1}}
     assert again.ledger_seq is not None
 
 
 def test_run_needs_an_aware_instant(session_maker: sessionmaker[Session], seeded: Seeded) -> None:
     with transaction(session_maker) as s, pytest.raises(ValueError):
         run_retention(s, _platform(s, seeded), CN, AT.replace(tzinfo=None))
+
+
+def test_events_held_as_evidence_go_once_the_alert_is_closed(
+    session_maker: sessionmaker[Session], seeded: Seeded
+) -> None:
+    with transaction(session_maker) as s:
+        run_retention(s, _platform(s, seeded), CN, AT)
+        open_alert = s.scalars(select(Alert).where(Alert.alert_id == "a-open")).one()
+        open_alert.status = "actioned"
+        s.get(RiskConsumer, seeded.platform_id).checkpoint = 5  # type: ignore[union-attr]
+    with transaction(session_maker) as s:
+        again = run_retention(s, _platform(s, seeded), CN, AT)
+    assert again.counts["events"] == 2 and again.held == {}
+    with session_maker() as s:
+        left = set(
+            s.scalars(
+                select(StoredEvent.event_id).where(StoredEvent.platform_id == seeded.platform_id)
+            )
+        )
+    assert left == {"recent"}

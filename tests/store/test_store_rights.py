@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qinglang.consent.rights import RightsError
 from qinglang.policy import Policy, load_policy
+from qinglang.store import events as store_events
 from qinglang.store import ledger, repo
 from qinglang.store import rights as store
 from qinglang.store.consents import publish_notice, record_consent, record_verified_link
 from qinglang.store.db import transaction
 from qinglang.store.models import (
     Account,
+    Alert,
     Consent,
     ContentFlag,
     ContentItem,
@@ -31,6 +33,7 @@ from qinglang.store.models import (
     Relationship,
     RightsRequest,
     RightsRequestEvent,
+    StoredEvent,
 )
 
 CN = load_policy("cn")
@@ -523,6 +526,8 @@ def test_deletion_propagates_and_lists_what_is_kept(
         "consents": 2,
         "rights_request_details": 1,
         "decision_log_requests": 1,
+        "events": 0,
+        "event_texts": 0,
     }
     assert set(answer["erased"]["account_fields"]) == {
         "birth_date",
@@ -706,3 +711,105 @@ def test_access_export_holds_everything_about_a_and_nothing_about_b(
         b_export = json.dumps(store.export_account(s, p, _account(s, world.b), T0))
         assert A not in b_export and A_BIRTH.isoformat() not in b_export
         assert B_BIRTH.isoformat() in b_export and B_CORRECTED in b_export
+
+
+# ---------------------------------------------------------------- platform events
+
+STRANGER = "stranger-x-4410"  # never registered with qinglang
+
+
+def _message(eid: str, actor: str, target: str, text: str, minute: int) -> dict[str, Any]:
+    at = (T0 + timedelta(minutes=minute)).isoformat()
+    return {"id": eid, "kind": "message", "at": at, "actor": actor, "target": target, "text": text}
+
+
+def _seed_events(s: Session, world: World) -> None:
+    """A sends two messages (one held as evidence), receives two (one held), B writes to a
+    third account; an alert (already dismissed: any alert holds) references the held ones."""
+    raws = [
+        _message("a1", A, B, "我是A的消息", 1),
+        _message("a2", A, STRANGER, "A发给陌生人", 2),
+        _message("b1", B, A, "B写给A的秘密", 3),
+        _message("s1", STRANGER, A, "别告诉你爸妈，周末见面", 4),
+        _message("b2", B, "teen-14", "B写给别人", 5),
+    ]
+    assert store_events.ingest(s, world.platform_id, raws, now=T0).accepted == 5
+    evidence = {"signals": [{"name": "secrecy", "event_ids": ["s1"]}], "timeline": []}
+    s.add(
+        Alert(
+            platform_id=world.platform_id,
+            alert_id="alert-1",
+            sender=STRANGER,
+            level="review",
+            score=0.6,
+            rule_id="cn.risk.review",
+            raised_at=T0,
+            minors=[A],
+            event_ids=["a2"],
+            signal_names=["secrecy"],
+            evidence=json.dumps(evidence, ensure_ascii=False),
+            priority="high",
+            status="dismissed",
+            due_at=T0 + timedelta(hours=1),
+        )
+    )
+    s.flush()
+
+
+def _texts(s: Session, world: World) -> dict[str, str | None]:
+    rows = s.execute(
+        select(StoredEvent.event_id, StoredEvent.text).where(
+            StoredEvent.platform_id == world.platform_id
+        )
+    )
+    return {e: t for e, t in rows}
+
+
+def test_deletion_erases_the_events_and_holds_evidence(
+    session_maker: sessionmaker[Session], world: World
+) -> None:
+    with transaction(session_maker) as s:
+        _seed_events(s, world)
+        r = _create(s, world, "cancellation")
+        answer = _move(s, world, r, "completed").request.answer
+    assert answer is not None
+    counts = answer["erased"]["counts"]
+    assert counts["events"] == 1 and counts["event_texts"] == 1
+    kept = {k["table"]: k for k in answer["kept"]}
+    held = kept["events"]
+    assert held["count"] == 2 and held["verified"] is False
+    assert held["reason"] == "evidence for a report under 未成年人保护法 art. 80"
+    assert "art. 80" in held["basis"] and held["why_zh"]
+    with session_maker() as s:
+        assert _texts(s, world) == {
+            "a2": "A发给陌生人",  # sent by A, but evidence: kept
+            "b1": None,  # sent to A: text stripped, the event stays for B
+            "s1": "别告诉你爸妈，周末见面",  # sent to A, evidence: kept
+            "b2": "B写给别人",  # nothing to do with A
+        }
+        kinds = _ledger_kinds(s, world, A)
+        assert kinds[-1] == "rights.completed"
+        assert ledger.verify(s, world.platform_id) is None
+
+
+def test_access_export_holds_the_events_with_others_pseudonymised(
+    session_maker: sessionmaker[Session], world: World
+) -> None:
+    with transaction(session_maker) as s:
+        _seed_events(s, world)
+    with session_maker() as s:
+        p = _platform(s, world)
+        export = store.export_account(s, p, _account(s, world.a), T0)
+        text = json.dumps(export, ensure_ascii=False)
+    events = {e["event_id"]: e for e in export["events"]}
+    assert list(events) == ["a1", "a2", "b1", "s1"] and export["counts"]["events"] == 4
+    b_ref = next(iter({x["other"] for x in export["relationships"]}))
+    a1, b1, s1 = events["a1"], events["b1"], events["s1"]
+    assert a1["role"] == "actor" and a1["actor"] == "self" and a1["target"] == b_ref
+    assert a1["text"] == "我是A的消息" and a1["kind"] == "message" and a1["received_at"]
+    assert b1["role"] == "target" and b1["actor"] == b_ref and b1["target"] == "self"
+    assert b1["text"] == "B写给A的秘密"  # sent to the child: hers to see
+    assert s1["actor"].startswith("acct_") and s1["actor"] != b_ref
+    assert events["a2"]["target"] == s1["actor"]  # one stable reference per account
+    for value in (B, STRANGER, "B写给别人", "teen-14"):
+        assert value not in text, value

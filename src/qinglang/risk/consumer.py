@@ -13,6 +13,12 @@ checkpoint moved without it) rebuilds the state by replaying the events of the e
 longest window before the checkpoint; alerts raised during a replay are dropped (they were
 written when first raised).
 
+A reviewer's dismissal reaches the engine through the ``review_actions`` table: on each poll
+the consumer reads the ``dismiss`` actions recorded since its cursor (the last action id it
+applied) and calls ``engine.acknowledge(sender)``, so the sender's alerts re-arm only above
+the acknowledged score. A rebuild replays the dismissals in its window in time order with the
+events, then continues from the latest action id.
+
 The engine looks accounts up through :class:`StoreDirectory`: ages and minority from the
 protection profile's age rules, restrictions from the account row, links from relationships
 and guardian links, cached (bounded, with a time to live) and prefetched per batch.
@@ -51,6 +57,8 @@ DEFAULT_LEASE: Final = timedelta(seconds=30)
 DEFAULT_BATCH: Final = 2000
 DEFAULT_HORIZON: Final = timedelta(days=7)
 """Replay window when the engine does not say how far back its state reaches."""
+DISMISSAL_GRACE: Final = timedelta(minutes=10)
+"""Dismissals recorded this recently are re-read (an action id may commit after a higher one)."""
 CACHE_SIZE: Final = 100_000
 CACHE_SECONDS: Final = 30.0
 _CHUNK: Final = 500
@@ -68,6 +76,10 @@ class RiskEngineLike(Protocol):
 
     def process(self, event: Event) -> list[Alert]:
         """Feed one event; the alerts it raised."""
+        ...
+
+    def acknowledge(self, sender: str) -> None:
+        """A reviewer dismissed the sender's alert: re-arm above the current score only."""
         ...
 
 
@@ -294,6 +306,10 @@ class _PlatformState:
     engine: RiskEngineLike
     directory: StoreDirectory
     position: int
+    #: Id of the last review action whose dismissal was applied to the engine.
+    review_cursor: int = 0
+    #: Recent dismissals applied (action id → time), so a re-read applies each once.
+    applied: dict[int, datetime] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -345,6 +361,12 @@ class Consumer:
         with transaction(self.sessions) as s:
             pending = store_events.pending_platforms(s)
             free = set(store_events.pending_platforms(s, self.holder, self.clock()))
+        for platform_id in [p for p in self._states if p not in pending]:
+            try:
+                self._apply_dismissals(platform_id, self._states[platform_id])
+            except Exception:
+                log.exception("risk consumer could not read dismissals of platform %s", platform_id)
+                self._forget(platform_id)
         for platform_id in pending:
             if platform_id not in free:  # another consumer's live lease: no write to find out
                 self._forget(platform_id)
@@ -402,6 +424,7 @@ class Consumer:
             local = self._states.get(platform_id)
             if local is None or local.position != state.checkpoint or local.policy is not policy:
                 local = self._rebuild(platform_id, policy, state, report)
+            self._apply_dismissals(platform_id, local)
             limit = self.batch_size
             if max_events is not None:
                 limit = min(limit, max_events - done)
@@ -420,6 +443,19 @@ class Consumer:
             report.alerts += len(alerts)
             report.restrictions += sum(1 for a in alerts if a.level == "restrict")
             done += len(events)
+
+    def _apply_dismissals(self, platform_id: int, local: _PlatformState) -> None:
+        """Acknowledge, in the engine, the senders of alerts dismissed since the cursor."""
+        since = self.clock() - DISMISSAL_GRACE
+        with transaction(self.sessions) as s:
+            found = store_review.dismissals_after(s, platform_id, local.review_cursor, since=since)
+        for action_id, sender, at in found:
+            if action_id in local.applied:
+                continue
+            local.engine.acknowledge(sender)
+            local.applied[action_id] = at
+            local.review_cursor = max(local.review_cursor, action_id)
+        local.applied = {i: at for i, at in local.applied.items() if at >= since}
 
     def _feed(
         self,
@@ -462,22 +498,42 @@ class Consumer:
         engine = self.engine_factory(policy, directory)
         local = _PlatformState(policy, engine, directory, state.checkpoint)
         self._states[platform_id] = local
+        with transaction(self.sessions) as s:
+            local.review_cursor = store_review.last_action_id(s, platform_id)
         if state.checkpoint == 0 or state.watermark_at is None:
             return local
         since = state.watermark_at - replay_horizon(engine, policy)
-        with transaction(self.sessions) as s:
-            buffer: list[Event] = []
-            for event in store_events.events_for_replay(s, platform_id, state.checkpoint, since):
-                buffer.append(event)
-                if len(buffer) >= self.batch_size:
-                    directory.prefetch(buffer)
-                    engine.process_many(buffer)  # alerts were written when first raised
-                    report.replayed += len(buffer)
-                    buffer = []
+        buffer: list[Event] = []
+
+        def flush() -> None:
+            nonlocal buffer
             if buffer:
                 directory.prefetch(buffer)
-                engine.process_many(buffer)
+                engine.process_many(buffer)  # alerts were written when first raised
                 report.replayed += len(buffer)
+                buffer = []
+
+        with transaction(self.sessions) as s:
+            # Dismissals in the window, applied where they fell between the replayed events.
+            earlier = store_review.dismissals_after(
+                s,
+                platform_id,
+                0,
+                local.review_cursor,
+                not_before=min(since, self.clock() - DISMISSAL_GRACE),
+            )
+            local.applied = {i: at for i, _, at in earlier}
+            dismissed = sorted((at, sender) for _, sender, at in earlier if at >= since)
+            for event in store_events.events_for_replay(s, platform_id, state.checkpoint, since):
+                while dismissed and dismissed[0][0] < event.at:
+                    flush()
+                    engine.acknowledge(dismissed.pop(0)[1])
+                buffer.append(event)
+                if len(buffer) >= self.batch_size:
+                    flush()
+            flush()
+        for _, sender in dismissed:
+            engine.acknowledge(sender)
         return local
 
     def _commit(

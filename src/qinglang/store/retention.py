@@ -17,7 +17,11 @@ Categories:
   they were revoked;
 - ``unlinked_guardians``: guardians with no link and no consent row left, by last update;
 - ``cancelled_accounts``: the remains of cancelled accounts (the row and anything still
-  attached to it), by when they were cancelled.
+  attached to it), by when they were cancelled;
+- ``events``: stored platform events (message text is personal information), by when they were
+  received; only those the risk consumer has processed (``seq`` at or below its checkpoint) and
+  that no open alert (``open``/``in_review``) references as evidence. The others stay and are
+  reported as ``held`` (``unprocessed``, ``evidence_hold``).
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ from qinglang.store.models import (
     Platform,
     RightsRequest,
     RightsRequestEvent,
+    RiskConsumer,
+    StoredEvent,
 )
+from qinglang.store.review import OPEN_STATUSES, evidence_event_ids
 
 CATEGORIES: Final = (
     "decision_logs",
@@ -49,6 +56,7 @@ CATEGORIES: Final = (
     "revoked_guardian_links",
     "unlinked_guardians",
     "cancelled_accounts",
+    "events",
 )
 _CHUNK: Final = 500
 
@@ -67,6 +75,8 @@ class CategoryResult:
     days: int
     cutoff: datetime
     count: int
+    #: Overdue rows kept, by reason (events: ``unprocessed``, ``evidence_hold``).
+    held: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -76,6 +86,7 @@ class CategoryResult:
             "days": self.days,
             "cutoff": self.cutoff.isoformat(),
             "count": self.count,
+            "held": dict(self.held),
         }
 
 
@@ -95,6 +106,11 @@ class RetentionReport:
         return {c.category: c.count for c in self.categories}
 
     @property
+    def held(self) -> dict[str, dict[str, int]]:
+        """Category → overdue rows kept, by reason (only categories that kept some)."""
+        return {c.category: dict(c.held) for c in self.categories if any(c.held.values())}
+
+    @property
     def total(self) -> int:
         """Rows purged in all categories."""
         return sum(c.count for c in self.categories)
@@ -107,6 +123,7 @@ class RetentionReport:
             "dry_run": self.dry_run,
             "categories": [c.to_dict() for c in self.categories],
             "total": self.total,
+            "held": self.held,
             "ledger_seq": self.ledger_seq,
         }
 
@@ -121,6 +138,31 @@ def _days(policy: Policy, category: str) -> tuple[int, str]:
 
 def _ids(session: Session, stmt: Any) -> list[int]:
     return [int(i) for i in session.execute(stmt).scalars()]
+
+
+def _overdue_events(
+    session: Session, platform_id: int, cutoff: datetime
+) -> tuple[list[int], dict[str, int]]:
+    """Ids of the platform's events received before `cutoff` that may go, and those kept by
+    reason: not yet processed by the risk consumer, or evidence of an open alert."""
+    checkpoint = session.scalar(
+        select(RiskConsumer.checkpoint).where(RiskConsumer.platform_id == platform_id)
+    )
+    done = int(checkpoint or 0)
+    rows = session.execute(
+        select(StoredEvent.id, StoredEvent.seq, StoredEvent.event_id).where(
+            StoredEvent.platform_id == platform_id, StoredEvent.received_at < cutoff
+        )
+    ).all()
+    unprocessed = [r for r in rows if r.seq > done]
+    processed = [r for r in rows if r.seq <= done]
+    evidence = evidence_event_ids(session, platform_id, OPEN_STATUSES) if processed else set()
+    ids = [int(r.id) for r in processed if r.event_id not in evidence]
+    held = {
+        "unprocessed": len(unprocessed),
+        "evidence_hold": len(processed) - len(ids),
+    }
+    return ids, held
 
 
 def _overdue(session: Session, platform_id: int, category: str, cutoff: datetime) -> list[int]:
@@ -194,6 +236,7 @@ _MODELS: Final[dict[str, Any]] = {
     # relationships, consents, guardian links); decision logs and rights requests keep their
     # rows with the account link set to NULL. The ledger is never touched.
     "cancelled_accounts": Account,
+    "events": StoredEvent,
 }
 
 
@@ -214,8 +257,12 @@ def run_retention(
     for category in CATEGORIES:
         days, rule_id = _days(policy, category)
         cutoff = at - timedelta(days=days)
-        ids = _overdue(session, platform.id, category, cutoff)
-        plan.append((CategoryResult(category, rule_id, days, cutoff, len(ids)), ids))
+        held: dict[str, int] = {}
+        if category == "events":
+            ids, held = _overdue_events(session, platform.id, cutoff)
+        else:
+            ids = _overdue(session, platform.id, category, cutoff)
+        plan.append((CategoryResult(category, rule_id, days, cutoff, len(ids), held), ids))
     results = [r for r, _ in plan]
     if dry_run:
         return RetentionReport(platform.id, at, True, results)
@@ -233,6 +280,7 @@ def run_retention(
             "counts": {r.category: r.count for r in results},
             "rules": {r.category: r.rule_id for r in results},
             "days": {r.category: r.days for r in results},
+            "held": {r.category: dict(r.held) for r in results if any(r.held.values())},
         },
         at=at,
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -696,3 +696,65 @@ def act(
     result["action"] = action_view(action)
     result["alert"] = alert_summary(alert, now)
     return result
+
+
+# ---------------------------------------------------------------- evidence holds and dismissals
+
+OPEN_STATUSES: Final = ("open", "in_review")
+"""Alert statuses that are not yet decided (their evidence is held from retention)."""
+
+
+def evidence_event_ids(
+    session: Session, platform_id: int, statuses: Sequence[str] | None = None
+) -> set[str]:
+    """Platform event ids referenced as evidence by its alerts (of these statuses, or any)."""
+    stmt = select(Alert).where(Alert.platform_id == platform_id)
+    if statuses is not None:
+        stmt = stmt.where(Alert.status.in_(tuple(statuses)))
+    held: set[str] = set()
+    for alert in session.scalars(stmt):
+        held.update(str(i) for i in alert.event_ids or [])
+        evidence = evidence_of(alert)
+        for sig in evidence.get("signals") or []:
+            held.update(str(i) for i in sig.get("event_ids") or [])
+        for item in evidence.get("timeline") or []:
+            if isinstance(item, Mapping) and item.get("event_id") is not None:
+                held.add(str(item["event_id"]))
+    return held
+
+
+def last_action_id(session: Session, platform_id: int) -> int:
+    """The id of the platform's latest review action (0 when none): a dismissal cursor."""
+    n = session.scalar(
+        select(func.max(ReviewAction.id)).where(ReviewAction.platform_id == platform_id)
+    )
+    return int(n or 0)
+
+
+def dismissals_after(
+    session: Session,
+    platform_id: int,
+    after_id: int,
+    upto_id: int | None = None,
+    since: datetime | None = None,
+    not_before: datetime | None = None,
+) -> list[tuple[int, str, datetime]]:
+    """Dismiss actions of the platform with id > after_id (<= upto_id), or recorded at or after
+    `since` (a late commit of a lower id), none before `not_before`, in id order, as
+    (action id, alert sender, action time)."""
+    newer = ReviewAction.id > after_id
+    stmt = (
+        select(ReviewAction.id, Alert.sender, ReviewAction.at)
+        .join(Alert, Alert.id == ReviewAction.alert_pk)
+        .where(
+            ReviewAction.platform_id == platform_id,
+            ReviewAction.kind == "dismiss",
+            newer if since is None else or_(newer, ReviewAction.at >= since),
+        )
+        .order_by(ReviewAction.id)
+    )
+    if upto_id is not None:
+        stmt = stmt.where(ReviewAction.id <= upto_id)
+    if not_before is not None:
+        stmt = stmt.where(ReviewAction.at >= not_before)
+    return [(int(i), str(sender), at) for i, sender, at in session.execute(stmt)]

@@ -9,9 +9,10 @@ same transaction:
   kept; the answer records its format version, counts and digest);
 - ``correction``: applies the corrected birth date, sex or settings (settings checked against
   the pack's floors, as the accounts API does);
-- ``deletion``: erases the profile, content items and their flags, relationships, consents and
-  the particulars of the account's other requests; keeps, minimised, what the law requires
-  (the ledger as consent proof, decision logs as processing records) and says so in the answer;
+- ``deletion``: erases the profile, content items and their flags, relationships, consents,
+  the particulars of the account's other requests, the events it sent and the text of events
+  sent to it; keeps, minimised, what the law requires (the ledger as consent proof, decision
+  logs as processing records, events an alert holds as evidence) and says so in the answer;
 - ``withdrawal``: withdraws every granted consent (each a ``consent.withdrawn`` ledger entry);
 - ``cancellation``: a deletion, and the account is marked cancelled (retention removes the
   rest later, see :mod:`qinglang.store.retention`).
@@ -19,13 +20,15 @@ same transaction:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from qinglang.consent.canonical import canonical_json, sha256_hex
@@ -33,6 +36,7 @@ from qinglang.consent.rights import (
     CLOSED,
     EXPORT_FORMAT,
     EXPORT_VERSION,
+    PSEUDONYM_PREFIX,
     Correction,
     RightsError,
     check_corrected_settings,
@@ -64,8 +68,10 @@ from qinglang.store.models import (
     Relationship,
     RightsRequest,
     RightsRequestEvent,
+    StoredEvent,
     utcnow,
 )
+from qinglang.store.review import evidence_event_ids
 
 _CHUNK: Final = 500
 
@@ -85,15 +91,20 @@ CONTENTS_NOTE: Final = {
     "en": (
         "Everything qinglang holds about this account: profile (birth date decrypted), "
         "guardian links, relationships, content items and their flags, consents, decision "
-        "logs, data-rights requests with their history, and ledger entries about the account. "
+        "logs, data-rights requests with their history, ledger entries about the account, and "
+        "the platform events it sent (in full) or that were sent to it (with the text, the "
+        "sender pseudonymised). "
         "Ledger bodies are the exact hashed text, verifiable against the chain."
     ),
     "zh": (
         "青朗就本账号保存的全部信息：账号资料（出生日期已解密）、监护关系、关系、内容及其标记、"
-        "同意、决定日志、个人信息权利请求及其处理记录、与本账号有关的账本条目。"
+        "同意、决定日志、个人信息权利请求及其处理记录、与本账号有关的账本条目，以及本账号发出的平台事件"
+        "（完整）和发给本账号的平台事件（含内容，发送方以化名表示）。"
         "账本条目正文为参与哈希计算的原文，可对照哈希链核验。"
     ),
 }
+
+EVIDENCE_HOLD_REASON: Final = "evidence for a report under 未成年人保护法 art. 80"
 
 #: What a deletion keeps, why, and on which basis (verified: the article says so in terms).
 KEPT_BASES: Final[dict[str, dict[str, Any]]] = {
@@ -143,6 +154,15 @@ KEPT_BASES: Final[dict[str, dict[str, Any]]] = {
         "verified": False,
         "note": "kept as part of the consent proof (qinglang's reading); revoked links are "
         "purged by rule cn.retention.revoked_guardian_links",
+    },
+    "events": {
+        "minimised": "only events an alert references as evidence: kept as received",
+        "why_en": EVIDENCE_HOLD_REASON,
+        "why_zh": "依据未成年人保护法第八十条向有关部门报告所需的证据",
+        "basis": "未成年人保护法 art. 80 (保存有关记录)",
+        "verified": False,
+        "note": "art. 80 requires keeping the records of harm to minors that a platform finds and "
+        "reports; that the events behind an alert are such records is qinglang's reading",
     },
     "accounts": {
         "minimised": "external id, jurisdiction, consent version and timestamps only",
@@ -504,9 +524,10 @@ def erase_account(
 
     Erased: birth date, sex, age source, identity-number digest, settings; content items and
     their flags; relationships in both directions; consent rows; the particulars of the
-    account's other requests; the request parameters of decision logs about it. Kept
-    (minimised, listed with reasons): ledger entries, decision logs, requests, guardian links
-    and the account's identifier.
+    account's other requests; the request parameters of decision logs about it; the events it
+    sent; the text of events sent to it. Kept (minimised, listed with reasons): ledger entries,
+    decision logs, requests, guardian links, events an alert holds as evidence and the
+    account's identifier.
     """
     fields = [
         f
@@ -563,6 +584,7 @@ def erase_account(
             continue
         other.details = None
         n_details += 1
+    n_events, n_texts, n_held = _erase_events(session, account.platform_id, account.external_id)
     logs = list(session.execute(_decisions_about(account.id)).scalars())
     n_stripped = 0
     for log in logs:
@@ -590,6 +612,7 @@ def erase_account(
         "decision_logs": len(logs),
         "rights_requests": n_requests,
         "guardian_links": n_links,
+        "events": n_held,
         "accounts": 1,
     }
     kept = [
@@ -597,6 +620,9 @@ def erase_account(
         for table, basis in KEPT_BASES.items()
         if kept_counts[table]
     ]
+    for k in kept:
+        if k["table"] == "events":
+            k["reason"] = EVIDENCE_HOLD_REASON
     return {
         "erased": {
             "account_fields": fields,
@@ -607,11 +633,40 @@ def erase_account(
                 "consents": len(consents),
                 "rights_request_details": n_details,
                 "decision_log_requests": n_stripped,
+                "events": n_events,
+                "event_texts": n_texts,
             },
         },
         "kept": kept,
         "at": at.isoformat(),
     }
+
+
+def _erase_events(session: Session, platform_id: int, external_id: str) -> tuple[int, int, int]:
+    """Delete the events the account sent and strip the text of those sent to it, except
+    events an alert references as evidence: (deleted, texts stripped, held)."""
+    held = evidence_event_ids(session, platform_id)
+    sent = session.execute(
+        select(StoredEvent.id, StoredEvent.event_id).where(
+            StoredEvent.platform_id == platform_id, StoredEvent.actor == external_id
+        )
+    ).all()
+    received = session.execute(
+        select(StoredEvent.id, StoredEvent.event_id).where(
+            StoredEvent.platform_id == platform_id,
+            StoredEvent.target == external_id,
+            StoredEvent.actor != external_id,
+            StoredEvent.text.is_not(None),
+        )
+    ).all()
+    gone = [int(i) for i, e in sent if e not in held]
+    blank = [int(i) for i, e in received if e not in held]
+    for batch in _chunks(gone):
+        session.execute(delete(StoredEvent).where(StoredEvent.id.in_(batch)))
+    for batch in _chunks(blank):
+        session.execute(update(StoredEvent).where(StoredEvent.id.in_(batch)).values(text=None))
+    n_held = len(sent) - len(gone) + len(received) - len(blank)
+    return len(gone), len(blank), n_held
 
 
 def _chunks(items: list[int], size: int = _CHUNK) -> Iterator[list[int]]:
@@ -649,6 +704,8 @@ class _Others:
         self._platform_id = platform_id
         self._self_id = self_id
         self._session = session
+        me = session.get(Account, self_id)
+        self.me = None if me is None else me.external_id
 
     def ref(self, account_id: int | None) -> str | None:
         """The reference of an account: "self", a pseudonym, or None (erased or unknown)."""
@@ -657,6 +714,20 @@ class _Others:
         if account_id == self._self_id:
             return "self"
         return pseudonym(self._salt, self._platform_id, account_id)
+
+    def named(self, external_id: str | None, names: Mapping[str, str]) -> str | None:
+        """The reference of an account named by its external id: "self", the pseudonym of a
+        registered account (from `names`), or a keyed pseudonym of an unregistered one."""
+        if external_id is None:
+            return None
+        if external_id == self.me:
+            return "self"
+        known = names.get(external_id)
+        if known is not None:
+            return known
+        message = f"{self._platform_id}:external:{external_id}".encode()
+        mac = hmac.new(self._salt.encode("utf-8"), message, hashlib.sha256)
+        return PSEUDONYM_PREFIX + mac.hexdigest()[:24]
 
     def redactor(self, values: Iterable[Any]) -> dict[str, str]:
         """External id → pseudonym for every other account named by a string in `values`."""
@@ -813,7 +884,31 @@ def export_account(
     )
     entries = ledger.entries_about(session, platform.id, account.external_id)
     bodies = [json.loads(e.body) for e in entries]
-    names = others.redactor([log.request for log in logs] + bodies)
+    stored: list[StoredEvent] = rows(
+        select(StoredEvent)
+        .where(
+            StoredEvent.platform_id == platform.id,
+            or_(
+                StoredEvent.actor == account.external_id,
+                StoredEvent.target == account.external_id,
+            ),
+        )
+        .order_by(StoredEvent.seq)
+    )
+    parties = [[e.actor, e.target, e.owner] for e in stored]
+    names = others.redactor([log.request for log in logs] + bodies + parties)
+    platform_events = [
+        {
+            **_pick(e, "seq", "event_id", "kind", "at"),
+            "role": "actor" if e.actor == account.external_id else "target",
+            "actor": others.named(e.actor, names),
+            "target": others.named(e.target, names),
+            **_pick(e, "item"),
+            "owner": others.named(e.owner, names),
+            **_pick(e, "surface", "amount_fen", "text", "received_at"),
+        }
+        for e in stored
+    ]
     decisions = [
         {
             **_pick(log, "id", "kind", "action", "outcome", "rule_ids", "at"),
@@ -898,6 +993,7 @@ def export_account(
         "rights_request_events": sum(len(v) for v in events.values()),
         "ledger_entries": len(ledger_entries),
         "age_assessment_events": len(age_events),
+        "events": len(platform_events),
     }
     return {
         "format": EXPORT_FORMAT,
@@ -921,5 +1017,6 @@ def export_account(
         "ledger_entries": ledger_entries,
         "age_assessment": age_assessment,
         "age_assessment_events": age_events,
+        "events": platform_events,
         "counts": counts,
     }
