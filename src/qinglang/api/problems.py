@@ -36,6 +36,23 @@ def field_problem(status: int, field: str, message: str, title: str = "Invalid r
     return Problem(status, title, f"{field}: {message}", [{"field": field, "message": message}])
 
 
+def identity_number_problem(exc: Any, field: str) -> Problem:
+    """A 422 problem for an invalid identity number: the field, the reason and both messages."""
+    return Problem(
+        422,
+        "Invalid identity number",
+        f"{field}: {exc.message_en}",
+        [
+            {
+                "field": field,
+                "reason": exc.reason,
+                "message": exc.message_en,
+                "message_zh": exc.message_zh,
+            }
+        ],
+    )
+
+
 def unauthorised(detail: str) -> Problem:
     """A 401 problem about the API key (the `Authorization` header)."""
     return Problem(

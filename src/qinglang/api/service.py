@@ -12,7 +12,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -36,7 +36,7 @@ from qinglang.guard.exposure import audience_level
 from qinglang.policy import Policy, PolicyError, load_policy
 from qinglang.store import make_engine, repo, session_factory, transaction, upgrade, writer
 from qinglang.store.assessments import suspected_age
-from qinglang.store.consents import consent_view, consent_view_of
+from qinglang.store.consents import consent_view_of
 from qinglang.store.crypto import KeyRing, keyring_of
 from qinglang.store.models import Account, ContentFlag, Platform
 
@@ -120,8 +120,8 @@ class Service:
             return self._run(api_key, work)
         return await run_in_threadpool(self._run, api_key, work)
 
-    def _run(self, api_key: str, work: Callable[[Session, Platform], T]) -> T:
-        with self.tx() as session:
+    def _run(self, api_key: str, work: Callable[[Session, Platform], T], write: bool = False) -> T:
+        with self.tx(write) as session:
             return work(session, self.authenticate(session, api_key))
 
     async def run_write(self, api_key: str, work: Callable[[Session, Platform], T]) -> T:
@@ -129,11 +129,7 @@ class Service:
 
         Writes wait for the database's write lock, so they never run on the event loop.
         """
-        return await run_in_threadpool(self._run_write, api_key, work)
-
-    def _run_write(self, api_key: str, work: Callable[[Session, Platform], T]) -> T:
-        with self.tx(write=True) as session:
-            return work(session, self.authenticate(session, api_key))
+        return await run_in_threadpool(self._run, api_key, work, True)
 
     @contextmanager
     def tx(self, write: bool = False) -> Iterator[Session]:
@@ -167,13 +163,14 @@ class Service:
         restriction is seen by the next call)."""
         policy = self.policy_for(platform)
         now = at or datetime.now(UTC)
+        today = now.astimezone(policy.tz).date()
         until = account.restricted_until
         restricted = until is not None and until > now
         key = (
             account.id,
             account.updated_at,
             account.consent_version,
-            now.astimezone(policy.tz).date(),
+            today,
             id(policy),
             restricted,
         )
@@ -181,17 +178,14 @@ class Service:
         if prof is not None:
             self._profiles.move_to_end(key)
             return prof
+        # The account's own session when it has one, else a short read transaction.
         session = object_session(account)
-        if session is not None:
-            consents = consent_view(session, account)
-            suspected = suspected_age(session, account.id)
-        else:
-            with self.tx() as s:
-                consents = consent_view_of(s, account.id, account.consent_version)
-                suspected = suspected_age(s, account.id)
+        with nullcontext(session) if session is not None else self.tx() as s:
+            consents = consent_view_of(s, account.id, account.consent_version)
+            suspected = suspected_age(s, account.id)
         # A suspected minor is treated as a minor (inferred age, never over a higher source).
         birth_date, age_source = effective_age(
-            account.birth_date, account.age_source, suspected, now.astimezone(policy.tz).date()
+            account.birth_date, account.age_source, suspected, today
         )
         try:
             prof = build_profile(

@@ -58,7 +58,7 @@ def collection_decision(
     if hit is not None:
         return hit
     if consent is None:
-        consent = profile.consent_states.get((purpose, category), NO_CONSENT)
+        consent = consent_state(profile, category, purpose)
     d = _collection(profile, category, purpose, consent)
     if len(memo) >= MEMO_SIZE:
         memo.clear()

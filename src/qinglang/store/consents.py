@@ -3,7 +3,8 @@
 Every change here appends to the platform's ledger in the same transaction and, when it
 changes what an account has consented to, bumps ``accounts.consent_version``: the API caches
 profiles (with their consent snapshot) by that version, so a withdrawal is seen by the very
-next decision in every worker.
+next decision in every worker. Each write takes the platform's chain lock
+(`ledger.lock_head`) before it reads the rows it changes.
 """
 
 from __future__ import annotations
@@ -55,16 +56,6 @@ class Published:
     stale_accounts: int
 
 
-def lock_platform(session: Session, platform_id: int) -> None:
-    """Serialise this transaction's consent writes with every other on the platform.
-
-    Takes the ledger head row lock (``SELECT ... FOR UPDATE``; SQLite's writer lock already
-    serialises) *before* reading the rows to change, so the order of the rows' states and the
-    order of their ledger entries are the same order.
-    """
-    ledger.lock_head(session, platform_id)
-
-
 def current_notice(
     session: Session, platform_id: int, language: str, audience: str
 ) -> Notice | None:
@@ -107,7 +98,7 @@ def publish_notice(
     at = at or utcnow()
     doc = parse_notice(body)
     check_publishable(doc, policy, audience)
-    lock_platform(session, platform.id)
+    ledger.lock_head(session, platform.id)
     last = current_notice(session, platform.id, language, audience)
     notice = Notice(
         platform_id=platform.id,
@@ -223,7 +214,7 @@ def record_verified_link(
     from qinglang.store import repo
 
     at = at or utcnow()
-    lock_platform(session, platform.id)
+    ledger.lock_head(session, platform.id)
     link = repo.link_guardian(
         session, guardian.id, account.id, method=method, verified_by=verified_by, verified_at=at
     )
@@ -267,7 +258,7 @@ def record_consent(
     who may decide (guardian link, or the person's own age).
     """
     at = at or utcnow()
-    lock_platform(session, platform.id)
+    ledger.lock_head(session, platform.id)
     doc = NoticeDoc.model_validate(notice.body)
     latest = current_notice(session, platform.id, notice.language, notice.audience)
     item = doc.item(purpose)

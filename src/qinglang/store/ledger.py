@@ -54,7 +54,11 @@ def _locked_head(session: Session, platform_id: int) -> LedgerHead:
 
 
 def lock_head(session: Session, platform_id: int) -> None:
-    """Lock the platform's chain head for the rest of the transaction (appends serialise on it)."""
+    """Lock the platform's chain head for the rest of the transaction (appends serialise on it).
+
+    Writers that read rows before appending (consents, notices) take it first, so the order of
+    the rows' states and the order of their ledger entries are the same order.
+    """
     _locked_head(session, platform_id)
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qinglang.age import AgeClaim, AgeSource, InvalidIdentityNumber, best_claim, validate
 from qinglang.api.deps import PlatformDep, ServiceDep
-from qinglang.api.problems import Problem, field_problem
+from qinglang.api.problems import field_problem, identity_number_problem
 from qinglang.api.service import now_utc, require_account
 from qinglang.guard import Profile
 from qinglang.store import id_number_digest, repo
@@ -89,19 +89,7 @@ def _age_facts(body: AccountIn) -> dict[str, Any]:
         try:
             rid = validate(body.identity_number)
         except InvalidIdentityNumber as exc:
-            raise Problem(
-                422,
-                "Invalid identity number",
-                f"identity_number: {exc.message_en}",
-                [
-                    {
-                        "field": "identity_number",
-                        "reason": exc.reason,
-                        "message": exc.message_en,
-                        "message_zh": exc.message_zh,
-                    }
-                ],
-            ) from None
+            raise identity_number_problem(exc, "identity_number") from None
         if body.birth_date is not None and body.birth_date != rid.birth_date:
             raise field_problem(422, "birth_date", "does not match the identity number")
         if body.sex is not None and body.sex != rid.sex:

@@ -9,6 +9,7 @@ from the next call on (see docs/age_inference.md). Every transition is audited i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,7 @@ from qinglang.age import InvalidIdentityNumber, validate
 from qinglang.age.infer import RecordError, parse_record, score_record
 from qinglang.age.suspicion import SUSPECTED_STATES, State, TransitionError
 from qinglang.api.deps import ApiKeyDep, ServiceDep
-from qinglang.api.problems import Problem, field_problem
+from qinglang.api.problems import Problem, field_problem, identity_number_problem
 from qinglang.api.service import Service, now_utc, require_account
 from qinglang.policy import Policy
 from qinglang.store import assessments, id_number_digest
@@ -110,9 +111,13 @@ def _event_out(ev: AgeAssessmentEvent) -> dict[str, Any]:
 
 
 def _state_out(
-    service: Service, platform: Platform, account: Account, row: AgeAssessment | None
+    service: Service,
+    platform: Platform,
+    account: Account,
+    row: AgeAssessment | None,
+    events: Sequence[AgeAssessmentEvent] | None = None,
 ) -> dict[str, Any]:
-    """The assessment and the profile decisions now use."""
+    """The assessment and the profile decisions now use (and the transitions just made)."""
     state = State.CLEAR if row is None else State(row.state)
     suspected = state in SUSPECTED_STATES
     prof = service.profile(platform, account)
@@ -137,6 +142,8 @@ def _state_out(
     }
     if suspected:
         out.update(SUSPECTED_NOTICE)
+    if events is not None:
+        out["transitions"] = [_event_out(e) for e in events]
     return out
 
 
@@ -205,19 +212,7 @@ def _verified_facts(body: VerifyIn) -> dict[str, Any]:
         try:
             rid = validate(body.id_number)
         except InvalidIdentityNumber as exc:
-            raise Problem(
-                422,
-                "Invalid identity number",
-                f"id_number: {exc.message_en}",
-                [
-                    {
-                        "field": "id_number",
-                        "reason": exc.reason,
-                        "message": exc.message_en,
-                        "message_zh": exc.message_zh,
-                    }
-                ],
-            ) from None
+            raise identity_number_problem(exc, "id_number") from None
         return {"birth_date": rid.birth_date, "sex": rid.sex, "number": rid.number}
     if body.id_number is not None:
         raise field_problem(422, "id_number", "is only for method id_number")
@@ -257,9 +252,7 @@ async def verify_account(
             reference=body.reference,
             at=now_utc(),
         )
-        out = _state_out(service, platform, acc, row)
-        out["transitions"] = [_event_out(e) for e in events]
-        return out
+        return _state_out(service, platform, acc, row, events)
 
     return await service.run_write(key, work)
 
@@ -276,9 +269,7 @@ async def appeal_account(
             row, events = assessments.appeal(s, acc, body.reason, body.appellant)
         except TransitionError as exc:
             raise _transition_problem(exc) from None
-        out = _state_out(service, platform, acc, row)
-        out["transitions"] = [_event_out(e) for e in events]
-        return out
+        return _state_out(service, platform, acc, row, events)
 
     return await service.run_write(key, work)
 
@@ -297,8 +288,6 @@ async def decide_appeal(
             )
         except TransitionError as exc:
             raise _transition_problem(exc) from None
-        out = _state_out(service, platform, acc, row)
-        out["transitions"] = [_event_out(e) for e in events]
-        return out
+        return _state_out(service, platform, acc, row, events)
 
     return await service.run_write(key, work)
