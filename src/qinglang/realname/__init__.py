@@ -1,0 +1,1 @@
+"""Real-name verification through the national anti-addiction system, and behaviour reporting."""
