@@ -170,6 +170,9 @@ def test_actions_are_audited_and_the_report_is_downloadable(alerts: TestClient) 
     r = act(api, aid, kind="report", authority="police", reference="JZ-77")
     assert r.status_code == 200, r.text
     doc = r.json()["document"]
+    hold = r.json()["hold"]
+    assert hold["active"] is True and hold["set_by"] == "rev1" and "art. 80" in hold["reason"]
+    assert r.json()["alert"]["hold"] == hold and r.json()["action"]["details"]["hold"] is True
     got = api.get(doc["url"], params={"reviewer": "rev1"})
     assert got.status_code == 200
     assert got.headers["content-type"].startswith("text/markdown")
@@ -269,3 +272,59 @@ def test_another_platform_sees_nothing(alerts: TestClient) -> None:
     aid = alert_of(alerts, "man")
     r = alerts.get(f"/v1/review/alerts/{aid}", params={"reviewer": "x"}, headers=h)
     assert_problem(r, 404, "alert_id")
+
+
+def test_legal_hold_set_and_released_by_a_reviewer(alerts: TestClient) -> None:
+    api = alerts
+    aid = alert_of(api, "uncle")
+    url = f"/v1/review/alerts/{aid}/hold"
+    assert_problem(api.post(url, json={"reviewer": "lead"}), 422, "reason")
+    assert_problem(api.post(url, json={"reviewer": "lead", "reason": "x"}), 422, "reason")
+    assert_problem(api.post(url, json={"reason": "police request"}), 422, "reviewer")
+    assert_problem(
+        api.post(url + "/release", json={"reviewer": "lead", "reason": "nothing held"}), 409, "hold"
+    )
+    assert_problem(
+        api.post("/v1/review/alerts/nope/hold", json={"reviewer": "l", "reason": "abc"}),
+        404,
+        "alert_id",
+    )
+    r = api.post(url, json={"reviewer": "lead", "reason": "police request JZ-9"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["hold"]["active"] is True and body["hold"]["reason"] == "police request JZ-9"
+    assert body["action"]["kind"] == "hold" and body["alert"]["status"] == "open"
+    assert_problem(api.post(url, json={"reviewer": "lead", "reason": "again"}), 409, "hold")
+    queue = api.get("/v1/review/alerts", params={"sender": "uncle"}).json()["items"][0]
+    assert queue["hold"]["active"] is True and queue["hold"]["set_by"] == "lead"
+    # a dismissed alert keeps its hold: the evidence stays until a reviewer releases it
+    r = act(api, aid, kind="dismiss", reason="not grooming after all")
+    assert r.status_code == 200, r.text
+    r = api.post(url + "/release", json={"reviewer": "lead2", "reason": "police closed JZ-9"})
+    assert r.status_code == 200, r.text
+    hold = r.json()["hold"]
+    assert hold["active"] is False and hold["released_at"] is not None
+    assert hold["set_by"] == "lead"  # who set it stays on record
+    detail = api.get(f"/v1/review/alerts/{aid}", params={"reviewer": "rev1"}).json()
+    assert [(a["kind"], a["actor"]) for a in detail["actions"]] == [
+        ("hold", "lead"),
+        ("dismiss", "rev1"),
+        ("release", "lead2"),
+    ]
+    assert detail["actions"][2]["reason"] == "police closed JZ-9"
+    kinds = [k for k in ledger_kinds(api) if k.startswith("review.")]
+    assert kinds[-3:] == ["review.hold", "review.dismiss", "review.release"]
+    with service_of(api).tx() as s:
+        p = s.scalars(select(Platform)).one()
+        assert ledger.verify(s, p.id) is None
+        bodies = [
+            json.loads(b)["data"]
+            for b in s.scalars(
+                select(LedgerEntry.body)
+                .where(LedgerEntry.kind.in_(("review.hold", "review.release")))
+                .order_by(LedgerEntry.seq)
+            )
+        ]
+    assert "police request JZ-9" not in json.dumps(bodies, ensure_ascii=False)
+    assert bodies[0]["reason_sha256"] == hashlib.sha256(b"police request JZ-9").hexdigest()
+    assert bodies[1]["by"] == "lead2" and bodies[1]["set_by"] == "lead"

@@ -140,6 +140,7 @@ def test_encrypted_columns_are_found_in_the_metadata() -> None:
         "review_actions.reason": "text",
         "review_documents.content": "text",
         "age_assessment_events.reason": "text",
+        "alerts.hold_reason": "text",
     }
     assert {c.primary_key for c in encrypted_columns()} == {"id"}
 
@@ -158,6 +159,7 @@ def test_key_usage_counts_per_column_and_key_id(seeded: tuple[Engine, int], key_
         "review_actions.reason": {},
         "review_documents.content": {},
         "age_assessment_events.reason": {},
+        "alerts.hold_reason": {},
     }
     with engine.begin() as connection:
         connection.execute(text("UPDATE guardians SET display_name = 'plain'"))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from qinglang.policy import load_policy
 from qinglang.store import events as store_events
 from qinglang.store import ledger, repo
+from qinglang.store import review as store_review
 from qinglang.store.consents import publish_notice, record_consent
 from qinglang.store.db import transaction
 from qinglang.store.models import (
@@ -425,7 +426,8 @@ def test_events_held_as_evidence_go_once_the_alert_is_closed(
     with transaction(session_maker) as s:
         run_retention(s, _platform(s, seeded), CN, AT)
         open_alert = s.scalars(select(Alert).where(Alert.alert_id == "a-open")).one()
-        open_alert.status = "actioned"
+        open_alert.status = "dismissed"
+        open_alert.closed_at = ago(1)
         s.get(RiskConsumer, seeded.platform_id).checkpoint = 5  # type: ignore[union-attr]
     with transaction(session_maker) as s:
         again = run_retention(s, _platform(s, seeded), CN, AT)
@@ -437,3 +439,115 @@ def test_events_held_as_evidence_go_once_the_alert_is_closed(
             )
         )
     assert left == {"recent"}
+
+
+def _open_alert(s: Session) -> Alert:
+    return s.scalars(select(Alert).where(Alert.alert_id == "a-open")).one()
+
+
+def _kept_events(s: Session, seeded: Seeded) -> set[str]:
+    mine = select(StoredEvent.event_id).where(StoredEvent.platform_id == seeded.platform_id)
+    return set(s.scalars(mine))
+
+
+def test_the_actioned_evidence_period_is_a_qinglang_default_rule() -> None:
+    rule = CN.require("retention.actioned_alert_evidence_days")
+    assert rule.id == "cn.retention.actioned_alert_evidence" and rule.unit == "days"
+    assert isinstance(rule.value, int) and rule.value > _days("events")
+    assert not rule.binding and not rule.citation.verified
+    assert "fixes no period" in rule.citation.note and "qinglang default" in rule.citation.note
+
+
+@pytest.mark.parametrize(("closed_days_ago", "kept"), [(1, True), (1200, False)])
+def test_actioned_alert_evidence_is_kept_for_the_pack_period(
+    session_maker: sessionmaker[Session], seeded: Seeded, closed_days_ago: int, kept: bool
+) -> None:
+    period = CN.require("retention.actioned_alert_evidence_days").value
+    assert isinstance(period, int) and (closed_days_ago < period) == kept
+    with transaction(session_maker) as s:
+        alert = _open_alert(s)
+        alert.status = "actioned"
+        alert.first_action_at = ago(closed_days_ago)
+    with transaction(session_maker) as s:
+        report = run_retention(s, _platform(s, seeded), CN, AT)
+    held = report.held["events"]
+    if kept:
+        assert held == {"unprocessed": 1, "actioned_alert": 1}
+    else:
+        assert held == {"unprocessed": 1}
+    events = next(c for c in report.categories if c.category == "events")
+    assert events.hold_rules == {"cn.retention.actioned_alert_evidence": period}
+    with session_maker() as s:
+        assert ("held" in _kept_events(s, seeded)) == kept
+
+
+def test_a_restriction_in_force_keeps_an_old_actioned_alerts_evidence(
+    session_maker: sessionmaker[Session], seeded: Seeded
+) -> None:
+    with transaction(session_maker) as s:
+        alert = _open_alert(s)
+        alert.status = "actioned"
+        alert.first_action_at = ago(5000)
+        s.flush()
+        r = store_review.add_restriction(
+            s,
+            seeded.platform_id,
+            "man",
+            scope="contact_minors",
+            reason="x",
+            by="rev",
+            alert=alert,
+            now=ago(5000),
+        )
+    with transaction(session_maker) as s:
+        report = run_retention(s, _platform(s, seeded), CN, AT)
+    assert report.held["events"] == {"unprocessed": 1, "actioned_alert": 1}
+    with transaction(session_maker) as s:
+        row = s.get(type(r), r.id)
+        assert row is not None
+        store_review.lift_restriction(s, row, "rev", "served", ago(5000 - 30))
+    with transaction(session_maker) as s:
+        again = run_retention(s, _platform(s, seeded), CN, AT)
+    assert again.held["events"] == {"unprocessed": 1} and again.counts["events"] == 1
+
+
+def test_a_legal_hold_keeps_evidence_until_released(
+    session_maker: sessionmaker[Session], seeded: Seeded
+) -> None:
+    with transaction(session_maker) as s:
+        alert = _open_alert(s)
+        alert.status = "dismissed"
+        alert.closed_at = ago(250)
+        store_review.set_hold(s, alert, "lead", "police asked us to keep it", ago(200))
+    with transaction(session_maker) as s:
+        report = run_retention(s, _platform(s, seeded), CN, AT)
+    assert report.held["events"] == {"unprocessed": 1, "legal_hold": 1}
+    with session_maker() as s:
+        assert "held" in _kept_events(s, seeded)
+        entry = s.scalars(
+            select(LedgerEntry)
+            .where(
+                LedgerEntry.platform_id == seeded.platform_id, LedgerEntry.kind == "retention.run"
+            )
+            .order_by(LedgerEntry.seq.desc())
+        ).first()
+        assert entry is not None
+        assert json.loads(entry.body)["data"]["held"]["events"]["legal_hold"] == 1
+    with transaction(session_maker) as s:
+        store_review.release_hold(s, _open_alert(s), "lead", "case closed by police", ago(1))
+    with transaction(session_maker) as s:
+        again = run_retention(s, _platform(s, seeded), CN, AT)
+    assert again.held["events"] == {"unprocessed": 1} and again.counts["events"] == 1
+    with session_maker() as s:
+        assert "held" not in _kept_events(s, seeded)
+        kinds = [
+            k
+            for k in s.scalars(
+                select(LedgerEntry.kind)
+                .where(LedgerEntry.platform_id == seeded.platform_id)
+                .order_by(LedgerEntry.seq)
+            )
+            if k.startswith("review.")
+        ]
+        assert kinds == ["review.hold", "review.release"]
+        assert ledger.verify(s, seeded.platform_id) is None

@@ -270,3 +270,73 @@ def test_expired_restrictions_are_not_active(
         assert len(store_review.active_restrictions(s, world.id, "man", NOW)) == 1
         assert store_review.active_restrictions(s, world.id, "man", NOW + timedelta(hours=2)) == []
     assert account(session_maker, world.id, "man").restricted_until == NOW + timedelta(hours=1)
+
+
+def test_a_report_sets_the_legal_hold_and_a_reviewer_releases_it(
+    session_maker: sessionmaker[Session], world: Platform
+) -> None:
+    with transaction(session_maker) as s:
+        row = store_review.queue_alert(s, world.id, risk_alert(), EVIDENCE, POLICY, NOW)
+        assert row is not None and store_review.hold_view(row) is None
+        assert not store_review.is_held(row)
+        report = store_review.act(
+            s, world, POLICY, row, "report", "rev1", params={"authority": "cac"}, now=NOW
+        )
+        hold = report["hold"]
+        assert hold["active"] and hold["set_by"] == "rev1" and hold["set_at"] == NOW.isoformat()
+        assert "网信部门" in hold["reason"] and "art. 80" in hold["reason"]
+        assert report["action"]["details"]["hold"] is True
+        assert store_review.held_evidence(s, world.id, NOW, 0) == {"e1": "legal_hold"}
+        # a second report keeps the hold as it is
+        again = store_review.act(
+            s, world, POLICY, row, "report", "rev2", params={"authority": "police"}, now=NOW
+        )
+        assert "hold" not in again and row.hold_set_by == "rev1"
+        with pytest.raises(ActionError) as exc:
+            store_review.set_hold(s, row, "lead", "keep it", NOW)
+        assert (exc.value.field, exc.value.status) == ("hold", 409)
+        with pytest.raises(ActionError) as exc:
+            store_review.release_hold(s, row, "lead", "", NOW)
+        assert exc.value.field == "reason"
+        later = NOW + timedelta(days=1)
+        out = store_review.release_hold(s, row, "lead", "the police closed the case", later)
+        assert out["hold"]["active"] is False and out["hold"]["released_at"] == later.isoformat()
+        with pytest.raises(ActionError) as exc:
+            store_review.release_hold(s, row, "lead", "twice", later)
+        assert exc.value.status == 409
+        # released: the evidence of the actioned alert follows the pack's period again
+        assert store_review.held_evidence(s, world.id, later, 10) == {"e1": "actioned_alert"}
+        assert store_review.held_evidence(s, world.id, later + timedelta(days=11), 10) == {}
+        # a reviewer may hold it again
+        store_review.set_hold(s, row, "lead", "new request from the police", later)
+        assert store_review.is_held(row) and row.hold_set_by == "lead"
+    assert kinds(session_maker, world.id)[-4:] == [
+        "review.report",
+        "review.report",
+        "review.release",
+        "review.hold",
+    ]
+
+
+def test_actioned_alert_with_restriction_in_force_keeps_its_evidence(
+    session_maker: sessionmaker[Session], world: Platform
+) -> None:
+    with transaction(session_maker) as s:
+        row = store_review.queue_alert(s, world.id, risk_alert(), EVIDENCE, POLICY, NOW)
+        assert row is not None
+        store_review.auto_restrict(s, row, POLICY, NOW)
+        until = NOW + timedelta(days=30)
+        store_review.act(
+            s, world, POLICY, row, "restrict", "rev1", params={"until": until}, now=NOW
+        )
+        closings = store_review.actioned_closings(s, world.id, NOW + timedelta(days=1))
+        assert closings == {row.id: None}
+        assert store_review.held_evidence(s, world.id, NOW + timedelta(days=29), 0) == {
+            "e1": "actioned_alert"
+        }
+        # the restriction ended: the period counts from its end
+        assert store_review.actioned_closings(s, world.id, until) == {row.id: until}
+        assert store_review.held_evidence(s, world.id, until + timedelta(days=5), 10) == {
+            "e1": "actioned_alert"
+        }
+        assert store_review.held_evidence(s, world.id, until + timedelta(days=11), 10) == {}

@@ -526,9 +526,12 @@ def test_deletion_propagates_and_lists_what_is_kept(
         "consents": 2,
         "rights_request_details": 1,
         "decision_log_requests": 1,
+        "age_assessments": 0,
+        "age_assessment_events": 0,
         "events": 0,
         "event_texts": 0,
     }
+    assert "age_assessment" not in answer["erased"]
     assert set(answer["erased"]["account_fields"]) == {
         "birth_date",
         "sex",
@@ -723,9 +726,15 @@ def _message(eid: str, actor: str, target: str, text: str, minute: int) -> dict[
     return {"id": eid, "kind": "message", "at": at, "actor": actor, "target": target, "text": text}
 
 
-def _seed_events(s: Session, world: World) -> None:
+def _seed_events(
+    s: Session,
+    world: World,
+    status: str = "actioned",
+    first_action: datetime | None = T0,
+    hold: bool = False,
+) -> None:
     """A sends two messages (one held as evidence), receives two (one held), B writes to a
-    third account; an alert (already dismissed: any alert holds) references the held ones."""
+    third account; an alert (actioned just now by default) references the held ones."""
     raws = [
         _message("a1", A, B, "我是A的消息", 1),
         _message("a2", A, STRANGER, "A发给陌生人", 2),
@@ -749,8 +758,13 @@ def _seed_events(s: Session, world: World) -> None:
             signal_names=["secrecy"],
             evidence=json.dumps(evidence, ensure_ascii=False),
             priority="high",
-            status="dismissed",
+            status=status,
             due_at=T0 + timedelta(hours=1),
+            first_action_at=first_action,
+            closed_at=T0 if status == "dismissed" else None,
+            hold_reason="police request" if hold else None,
+            hold_set_by="lead" if hold else None,
+            hold_set_at=T0 if hold else None,
         )
     )
     s.flush()
@@ -780,6 +794,9 @@ def test_deletion_erases_the_events_and_holds_evidence(
     assert held["count"] == 2 and held["verified"] is False
     assert held["reason"] == "evidence for a report under 未成年人保护法 art. 80"
     assert "art. 80" in held["basis"] and held["why_zh"]
+    assert (
+        held["held"] == {"actioned_alert": 2} and "actioned" in held["held_why"]["actioned_alert"]
+    )
     with session_maker() as s:
         assert _texts(s, world) == {
             "a2": "A发给陌生人",  # sent by A, but evidence: kept
@@ -813,3 +830,80 @@ def test_access_export_holds_the_events_with_others_pseudonymised(
     assert events["a2"]["target"] == s1["actor"]  # one stable reference per account
     for value in (B, STRANGER, "B写给别人", "teen-14"):
         assert value not in text, value
+
+
+@pytest.mark.parametrize(
+    ("status", "first_action", "hold", "reason"),
+    [
+        ("dismissed", T0, False, None),
+        ("dismissed", T0, True, "legal_hold"),
+        ("in_review", None, False, "evidence_hold"),
+        ("actioned", T0 - timedelta(days=2000), False, None),
+        ("actioned", T0 - timedelta(days=2000), True, "legal_hold"),
+    ],
+)
+def test_deletion_keeps_only_evidence_an_alert_still_holds(
+    session_maker: sessionmaker[Session],
+    world: World,
+    status: str,
+    first_action: datetime | None,
+    hold: bool,
+    reason: str | None,
+) -> None:
+    with transaction(session_maker) as s:
+        _seed_events(s, world, status, first_action, hold)
+        r = _create(s, world, "deletion")
+        answer = _move(s, world, r, "completed").request.answer
+    assert answer is not None
+    kept = {k["table"]: k for k in answer["kept"]}
+    counts = answer["erased"]["counts"]
+    with session_maker() as s:
+        texts = _texts(s, world)
+    if reason is None:
+        assert "events" not in kept
+        assert (counts["events"], counts["event_texts"]) == (2, 2)
+        assert texts == {"b1": None, "s1": None, "b2": "B写给别人"}
+    else:
+        assert kept["events"]["held"] == {reason: 2} and kept["events"]["held_why"][reason]
+        assert texts["s1"] == "别告诉你爸妈，周末见面" and texts["a2"] == "A发给陌生人"
+
+
+def _suspect(s: Session, world: World, account_id: int) -> None:
+    from qinglang.age.infer import AgeEstimate
+    from qinglang.store import assessments
+
+    estimate = AgeEstimate("x", 0.93, 0.2, "12to15", True, False, (), "default")
+    assessments.record_score(s, _account(s, account_id), estimate, 0.5, "score", at=T0)
+
+
+def test_deletion_erases_the_age_assessment_and_its_history(
+    session_maker: sessionmaker[Session], world: World
+) -> None:
+    from qinglang.store.models import AgeAssessment, AgeAssessmentEvent
+
+    with transaction(session_maker) as s:
+        _suspect(s, world, world.a)
+        _suspect(s, world, world.b)
+        before = _ledger_kinds(s, world, A)
+        assert {"age.suspect", "age.request_verification"} <= set(before)
+        r = _create(s, world, "deletion")
+    with transaction(session_maker) as s:
+        answer = _move(s, world, r, "completed").request.answer
+    assert answer is not None
+    counts = answer["erased"]["counts"]
+    assert counts["age_assessments"] == 1 and counts["age_assessment_events"] == 2
+    note = answer["erased"]["age_assessment"]
+    assert "erased" in note["en"] and "ledger" in note["en"] and note["zh"]
+    assert "age_assessments" not in {k["table"] for k in answer["kept"]}
+    assert "age.*" in {k["table"]: k for k in answer["kept"]}["ledger_entries"]["minimised"]
+    with session_maker() as s:
+        assert _count(s, AgeAssessment, AgeAssessment.account_id == world.a) == 0
+        assert _count(s, AgeAssessmentEvent, AgeAssessmentEvent.account_id == world.a) == 0
+        # B's assessment is B's alone
+        assert _count(s, AgeAssessment, AgeAssessment.account_id == world.b) == 1
+        assert _count(s, AgeAssessmentEvent, AgeAssessmentEvent.account_id == world.b) == 2
+        # the audit entries stay in the ledger, which still verifies
+        assert set(before) <= set(_ledger_kinds(s, world, A))
+        assert ledger.verify(s, world.platform_id) is None
+        export = store.export_account(s, _platform(s, world), _account(s, world.a), T0)
+    assert export["age_assessment"] is None and export["age_assessment_events"] == []

@@ -11,6 +11,10 @@ threshold (``age.infer.suspect_under18``) and precision at 90 % recall, writes a
 plot (PNG), and prints as its LAST line one JSON object
 ``{"auc": …, "brier": …, "n": …, …}``. Modes: the shipped default (no option), ``--model PATH``
 (a model from ``age train``), ``--cv K`` (nested K-fold cross-validated training on the file).
+
+``scan ACCOUNTS --out RESULTS`` scores a file (locally or on Spark); with ``--db URL
+[--platform SLUG]`` it then applies the results to that platform's age assessments (a dry run
+unless ``--apply``). ``apply RESULTS --db URL`` applies a results file made elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -26,6 +30,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from qinglang.age.infer.records import AgeRecord, RecordError, read_records
 from qinglang.commands.common import err, fail, out
+
+if TYPE_CHECKING:
+    from qinglang.api.service import Service
+    from qinglang.store.models import Platform
 
 app = typer.Typer(
     help="Age inference: train and evaluate age models (p under 18 / under 14).",
@@ -247,6 +255,21 @@ def eval_command(
 # `qinglang age scan` is added below by the batch-scan helper (qinglang.jobs.agescan).
 
 
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="apply the results to this qinglang database (SQLite file or postgresql://…)"
+    ),
+]
+PlatformOpt = Annotated[
+    str | None, typer.Option("--platform", help="platform slug (default: the only platform)")
+]
+ApplyOpt = Annotated[
+    bool, typer.Option("--apply", help="write the assessments (default: a dry run with --db)")
+]
+ChunkOpt = Annotated[int, typer.Option("--chunk", help="result rows per transaction")]
+
+
 @app.command("scan")
 def scan_command(
     accounts: Annotated[
@@ -271,8 +294,15 @@ def scan_command(
     ] = None,
     pack: Annotated[str, typer.Option(help="policy pack id (thresholds, bands)")] = "cn",
     max_line_bytes: Annotated[int, typer.Option(help="longest JSONL record")] = 16 << 20,
+    db: DbOpt = None,
+    platform: PlatformOpt = None,
+    apply: ApplyOpt = False,
+    chunk: ChunkOpt = 500,
 ) -> None:
-    """Score every account of a file; results, a summary table, exit 2 if any record was bad."""
+    """Score every account of a file; results, a summary table, exit 2 if any record was bad.
+
+    With --db the results are then applied to the platform's age assessments (dry run unless
+    --apply)."""
     from qinglang.jobs.agescan import ScanInputError, scan_accounts, summary_path, summary_table
 
     conf: dict[str, str] = {}
@@ -283,6 +313,7 @@ def scan_command(
         conf[key.strip()] = value.strip()
     if conf and spark is None:
         fail("--spark-conf applies with --spark only")
+    target = _apply_target(db, platform, apply, chunk)
     policy = _pack(pack)
     model: Any = None
     if model_path is not None:
@@ -324,5 +355,108 @@ def scan_command(
     _report_errors([f"{summary.where(i)}: {e}" for i, e in summary.errors])
     out.print(summary_table(summary))
     out.print(f"results: {out_path}; summary: {summary_path(out_path)}", highlight=False)
-    if summary.errors:
+    bad = bool(summary.errors)
+    if target is not None:
+        name = str(getattr(model, "name", "trained")) if model is not None else "default"
+        bad = _apply(out_path, *target, apply=apply, chunk=chunk, model_name=name) or bad
+    if bad:
+        raise typer.Exit(2)
+
+
+# ---------------------------------------------------------------- applying results
+
+
+def _apply_target(
+    db: str | None, platform: str | None, apply: bool, chunk: int = 500
+) -> tuple[Service, Platform] | None:
+    """The service and platform results are applied to (None without --db); checked first."""
+    if db is None:
+        if apply or platform is not None:
+            fail("--apply and --platform need --db (the database to apply the results to)")
+        return None
+    if chunk < 1:
+        fail("--chunk: give a whole number of at least 1")
+    from qinglang.commands.common import open_service
+    from qinglang.commands.events import _platform
+
+    service = open_service(db)
+    return service, _platform(service, platform)
+
+
+def _apply(
+    results: Path,
+    service: Service,
+    platform: Platform,
+    *,
+    apply: bool,
+    chunk: int,
+    model_name: str,
+) -> bool:
+    """Apply a results file to the platform and print the summary; True if rows were invalid."""
+    from qinglang.commands.consents import policy_of
+    from qinglang.jobs.agescan import ScanInputError, apply_results, apply_table
+    from qinglang.store.assessments import suspect_threshold
+
+    if chunk < 1:
+        fail("--chunk: give a whole number of at least 1")
+    threshold = suspect_threshold(policy_of(service, platform))
+    progress = _progress()
+    task = progress.add_task(f"applying to {platform.slug}", total=None)
+    try:
+        with progress:
+            summary = apply_results(
+                results,
+                lambda: service.tx(write=apply),
+                platform.id,
+                platform.slug,
+                threshold=threshold,
+                model=model_name,
+                chunk=chunk,
+                dry_run=not apply,
+                progress=lambda done, _total: progress.update(task, completed=done),
+            )
+    except ScanInputError as exc:
+        fail(str(exc))
+    _report_errors([f"results row {i}: {e}" for i, e in summary.invalid])
+    out.print(apply_table(summary))
+    if summary.unknown_sample:
+        more = summary.unknown - len(summary.unknown_sample)
+        out.print(
+            "unknown to the platform: "
+            + ", ".join(summary.unknown_sample)
+            + (f" … and {more:,} more" if more else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if apply:
+        out.print(
+            f"{summary.applied:,} assessments written in {summary.chunks:,} transactions "
+            f"(threshold {threshold:.2f}, actor batch-scan)",
+            highlight=False,
+        )
+    else:
+        out.print("dry run: nothing written; add --apply to write", highlight=False)
+    return bool(summary.invalid)
+
+
+@app.command("apply")
+def apply_command(
+    results: Annotated[
+        Path, typer.Argument(help="results of `qinglang age scan` (.jsonl/.parquet)")
+    ],
+    db: Annotated[str, typer.Option("--db", help="database URL (SQLite file or postgresql://…)")],
+    platform: PlatformOpt = None,
+    apply: ApplyOpt = False,
+    chunk: ChunkOpt = 500,
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="model name stored with the assessments")
+    ] = "default",
+) -> None:
+    """Apply scan results to a platform's age assessments (dry run unless --apply)."""
+    name = model_name.strip()
+    if not 1 <= len(name) <= 64:
+        fail("--model-name: give a name of 1 to 64 characters")
+    target = _apply_target(db, platform, apply, chunk)
+    assert target is not None
+    if _apply(results, *target, apply=apply, chunk=chunk, model_name=name):
         raise typer.Exit(2)

@@ -116,6 +116,7 @@ def _show(reports: list[tuple[Platform, RetentionReport]], when: datetime, dry_r
                 str(c.count),
             )
     out.print(t)
+    _show_held(reports)
     if not reports:
         out.print("no platforms")
     for p, r in reports:
@@ -123,3 +124,27 @@ def _show(reports: list[tuple[Platform, RetentionReport]], when: datetime, dry_r
             out.print(f"{p.slug}: {r.total} rows would be purged; nothing changed")
         else:
             out.print(f"{p.slug}: {r.total} rows purged; ledger entry {r.ledger_seq}")
+
+
+def _show_held(reports: list[tuple[Platform, RetentionReport]]) -> None:
+    """Overdue rows kept, by held reason and why (only when some were kept)."""
+    from qinglang.store.retention import HELD_WHY
+
+    rows = [
+        (p.slug, c, reason, n)
+        for p, r in reports
+        for c in r.categories
+        for reason, n in c.held.items()
+        if n
+    ]
+    if not rows:
+        return
+    t = Table(title="kept although overdue (held)")
+    for col in ("platform", "category", "held reason", "rows", "why"):
+        t.add_column(col, overflow="fold")
+    for slug, c, reason, n in rows:
+        why = HELD_WHY.get(reason, reason)
+        if reason == "actioned_alert":
+            why += "".join(f" ({rule}: {days} days)" for rule, days in c.hold_rules.items())
+        t.add_row(slug, c.category, reason, str(n), why)
+    out.print(t)

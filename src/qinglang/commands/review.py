@@ -1,7 +1,7 @@
 """`qinglang review`: the alert queue from the command line — list, show (an audited read of the
-evidence), assign, act (dismiss, restrict, suspend, remove content, notify guardians, report)
-and lift a restriction. The same store functions as ``/v1/review``: every action is audited in
-the ledger as ``review.<action>``.
+evidence), assign, act (dismiss, restrict, suspend, remove content, notify guardians, report),
+lift a restriction, and hold / release an alert's evidence (legal hold). The same store
+functions as ``/v1/review``: every action is audited in the ledger as ``review.<action>``.
 """
 
 from __future__ import annotations
@@ -271,6 +271,8 @@ def act(
         _say(
             f"restriction {r['id']} on {r['account']} ({r['scope']}) until {r['until'] or 'lifted'}"
         )
+    if "hold" in result:
+        _say(f"evidence of {alert_id} under legal hold (review.hold): {result['hold']['reason']}")
     for n in result.get("notifications", []):
         _say(f"notification {n['id']} to guardian {n['guardian']} of {n['child']}")
     if result.get("without_guardian"):
@@ -307,3 +309,68 @@ def lift(
     except ActionError as exc:
         fail(f"{exc.field}: {exc.message}")
     _say(f"restriction {view['id']} on {view['account']} lifted by {name}")
+
+
+def _hold_reason(reason: str) -> str:
+    text = reason.strip()
+    if not 3 <= len(text) <= 2000:
+        fail("--reason: give a reason of 3 to 2000 characters")
+    return text
+
+
+@app.command("hold")
+def hold(
+    alert_id: AlertArg,
+    reviewer: ReviewerOpt,
+    reason: Annotated[str, typer.Option(help="why the evidence must be kept")],
+    db: DbOption = DEFAULT_DB,
+    platform: PlatformOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put an alert's evidence under legal hold (audited as review.hold) until released."""
+    from qinglang.review.actions import ActionError
+    from qinglang.store import review as store_review
+
+    name, text = _reviewer(reviewer), _hold_reason(reason)
+    service, p = _open(db, platform)
+    try:
+        with service.tx(write=True) as s:
+            result = store_review.set_hold(s, _alert(s, p, alert_id, True), name, text, _now())
+    except ActionError as exc:
+        fail(f"{exc.field}: {exc.message}")
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    _say(
+        f"evidence of {alert_id} under legal hold by {name}, "
+        f"ledger entry {result['action']['ledger_seq']} (review.hold)"
+    )
+
+
+@app.command("release")
+def release(
+    alert_id: AlertArg,
+    reviewer: ReviewerOpt,
+    reason: Annotated[str, typer.Option(help="why the hold ends")],
+    db: DbOption = DEFAULT_DB,
+    platform: PlatformOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release an alert's legal hold (audited as review.release); retention may then purge."""
+    from qinglang.review.actions import ActionError
+    from qinglang.store import review as store_review
+
+    name, text = _reviewer(reviewer), _hold_reason(reason)
+    service, p = _open(db, platform)
+    try:
+        with service.tx(write=True) as s:
+            result = store_review.release_hold(s, _alert(s, p, alert_id, True), name, text, _now())
+    except ActionError as exc:
+        fail(f"{exc.field}: {exc.message}")
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    _say(
+        f"legal hold on {alert_id} released by {name}, "
+        f"ledger entry {result['action']['ledger_seq']} (review.release)"
+    )

@@ -8,6 +8,12 @@ output is byte-for-byte identical between the two and a Parquet output has equal
 Bad records never stop the run: invalid UTF-8, a line that is not JSON, a missing or mistyped
 field, an absurd age or a line over the size limit becomes a result row with ``error`` set (its
 line or row number in ``index``); the rest are scored. The caller exits 2 if any record failed.
+
+`apply_results` applies a results file (of a local or a Spark run) to one platform's accounts
+in a qinglang database: each scored row whose ``user_id`` is an account of the platform goes
+through the same state machine as ``POST /v1/age/score`` (`qinglang.store.assessments`), in
+transactions of `chunk` rows, so a killed run leaves whole chunks and a re-run changes nothing
+that was applied.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -26,6 +33,7 @@ from qinglang.jobs.scanfile import ScanStats, _lines
 if TYPE_CHECKING:
     from pyspark import RDD
     from pyspark.sql import SparkSession
+    from sqlalchemy.orm import Session
 
     from qinglang.age.infer import AgeEstimate
 
@@ -531,13 +539,268 @@ def summary_table(summary: ScanSummary) -> Any:
     return t
 
 
+# ---------------------------------------------------------------- applying results to a database
+
+APPLY_CHUNK: Final = 500
+"""Result rows applied per transaction."""
+APPLY_ACTOR: Final = "batch-scan"
+"""Who the transitions of an applied scan are recorded as (ledger ``age.*`` entries)."""
+UNKNOWN_SAMPLE: Final = 20
+"""Unknown account ids listed in the summary (all are counted)."""
+
+
+class ResultRowError(ValueError):
+    """A results row that cannot be applied (not a result of `qinglang age scan`)."""
+
+
+@dataclass(slots=True)
+class ApplySummary:
+    """What applying scan results to a platform did (or, in a dry run, would do)."""
+
+    platform: str
+    dry_run: bool
+    rows: int = 0
+    applied: int = 0
+    newly_suspected: int = 0
+    unchanged: int = 0
+    unknown: int = 0
+    skipped_verified: int = 0
+    skipped_cancelled: int = 0
+    not_scored: int = 0
+    chunks: int = 0
+    unknown_sample: list[str] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "platform": self.platform,
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "applied": self.applied,
+            "newly_suspected": self.newly_suspected,
+            "unchanged": self.unchanged,
+            "unknown": self.unknown,
+            "skipped_verified": self.skipped_verified,
+            "skipped_cancelled": self.skipped_cancelled,
+            "not_scored": self.not_scored,
+            "invalid": len(self.invalid),
+            "chunks": self.chunks,
+            "unknown_sample": list(self.unknown_sample),
+            "invalid_list": [{"row": i, "error": e} for i, e in self.invalid[:100]],
+        }
+
+
+def _prob(row: Row, key: str) -> float:
+    v = row.get(key)
+    if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
+        raise ResultRowError(f"{key}: expected a probability in [0, 1], got {v!r}")
+    return float(v)
+
+
+def _scored(row: Row) -> dict[str, Any]:
+    """The fields `apply_score` needs from a scored result row (ResultRowError if malformed)."""
+    uid = row.get("user_id")
+    if not isinstance(uid, str) or not uid:
+        raise ResultRowError(f"user_id: expected a non-empty string, got {uid!r}")
+    p_under18, p_under14 = _prob(row, "p_under18"), _prob(row, "p_under14")
+    band = row.get("band")
+    if band is not None and not isinstance(band, str):
+        raise ResultRowError(f"band: expected a string or null, got {band!r}")
+    child = row.get("suspected_child")
+    if not isinstance(child, bool):
+        raise ResultRowError(f"suspected_child: expected true or false, got {child!r}")
+    signals: list[tuple[str, float]] = []
+    for s in row.get("signals") or []:
+        name = s.get("name") if isinstance(s, dict) else None
+        weight = s.get("weight") if isinstance(s, dict) else None
+        if (
+            not isinstance(name, str)
+            or not isinstance(weight, int | float)
+            or isinstance(weight, bool)
+        ):
+            raise ResultRowError(f"signals: expected {{name, weight}} objects, got {s!r}")
+        signals.append((name, float(weight)))
+    return {
+        "user_id": uid,
+        "p_under18": p_under18,
+        "p_under14": p_under14,
+        "band": band,
+        "suspected_child": child,
+        "signals": signals,
+    }
+
+
+def read_results(path: str | Path) -> Iterator[tuple[int, Row | str]]:
+    """(1-based row number, result row or why it is unreadable) for a results file of
+    `scan_accounts`: JSONL, or Parquet when it ends in .parquet/.pq."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScanInputError(f"cannot read {path}: no such file")
+    if p.suffix.lower() in (".parquet", ".pq"):
+        pf = _parquet_file(p)
+        n = 0
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+            for rec in batch.to_pylist():
+                n += 1
+                yield n, rec
+        return
+    with p.open("rb") as stream:
+        n = 0
+        for raw in stream:
+            n += 1
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                yield n, "not a JSON result row"
+                continue
+            yield n, obj if isinstance(obj, dict) else "not a JSON object"
+
+
+def apply_results(
+    results: str | Path,
+    tx: Callable[[], AbstractContextManager[Session]],
+    platform_id: int,
+    platform_slug: str,
+    *,
+    threshold: float,
+    model: str = "default",
+    actor: str = APPLY_ACTOR,
+    chunk: int = APPLY_CHUNK,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+) -> ApplySummary:
+    """Apply a results file to the platform's accounts (matched by external id = user_id).
+
+    Each chunk of `chunk` rows is one transaction from `tx` (commit on success). Rows with an
+    error are counted as not scored; accounts the platform does not know are counted and
+    sampled, never created; cancelled accounts and verified assessments are skipped; the rest go
+    through `qinglang.store.assessments.apply_score` with the platform's `threshold`.
+    """
+    if chunk < 1:
+        raise ValueError("chunk must be at least 1")
+    summary = ApplySummary(platform_slug, dry_run)
+    pending: list[tuple[int, dict[str, Any]]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        with tx() as session:
+            _apply_chunk(session, platform_id, pending, summary, threshold, model, actor, dry_run)
+        summary.chunks += 1
+        pending.clear()
+        if progress is not None:
+            progress(summary.rows, None)
+
+    for n, row in read_results(results):
+        summary.rows += 1
+        if isinstance(row, str):
+            summary.invalid.append((n, row))
+            continue
+        if row.get("error") is not None:
+            summary.not_scored += 1
+            continue
+        try:
+            pending.append((n, _scored(row)))
+        except ResultRowError as exc:
+            summary.invalid.append((n, str(exc)))
+            continue
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    return summary
+
+
+def _apply_chunk(
+    session: Session,
+    platform_id: int,
+    rows: list[tuple[int, dict[str, Any]]],
+    summary: ApplySummary,
+    threshold: float,
+    model: str,
+    actor: str,
+    dry_run: bool,
+) -> None:
+    from sqlalchemy import select
+
+    from qinglang.store.assessments import apply_score
+    from qinglang.store.models import Account, utcnow
+
+    ids = sorted({r["user_id"] for _, r in rows})
+    accounts: dict[str, Account] = {
+        a.external_id: a
+        for a in session.scalars(
+            select(Account).where(Account.platform_id == platform_id, Account.external_id.in_(ids))
+        )
+    }
+    at = utcnow()
+    for _, r in rows:
+        account = accounts.get(r["user_id"])
+        if account is None:
+            summary.unknown += 1
+            if len(summary.unknown_sample) < UNKNOWN_SAMPLE:
+                summary.unknown_sample.append(r["user_id"])
+            continue
+        if account.cancelled_at is not None:
+            summary.skipped_cancelled += 1
+            continue
+        outcome, transitions = apply_score(
+            session,
+            account,
+            p_under18=r["p_under18"],
+            p_under14=r["p_under14"],
+            band=r["band"],
+            suspected_child=r["suspected_child"],
+            signals=r["signals"],
+            model=model,
+            threshold=threshold,
+            actor=actor,
+            at=at,
+            dry_run=dry_run,
+        )
+        if outcome == "applied":
+            summary.applied += 1
+            summary.newly_suspected += int("suspect" in transitions)
+        elif outcome == "unchanged":
+            summary.unchanged += 1
+        else:
+            summary.skipped_verified += 1
+
+
+def apply_table(summary: ApplySummary) -> Any:
+    """The apply summary as a Rich table."""
+    from rich.table import Table
+
+    verb = "would apply" if summary.dry_run else "applied"
+    title = f"age assessments on {summary.platform}" + (" (dry run)" if summary.dry_run else "")
+    t = Table(title=title, show_header=True)
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    t.add_row("result rows", f"{summary.rows:,}")
+    t.add_row(verb, f"{summary.applied:,}")
+    t.add_row("  of which newly suspected", f"{summary.newly_suspected:,}")
+    t.add_row("unchanged", f"{summary.unchanged:,}")
+    t.add_row("unknown to the platform", f"{summary.unknown:,}")
+    t.add_row("skipped: verified", f"{summary.skipped_verified:,}")
+    t.add_row("skipped: cancelled", f"{summary.skipped_cancelled:,}")
+    t.add_row("not scored (bad records)", f"{summary.not_scored:,}")
+    t.add_row("invalid result rows", f"{len(summary.invalid):,}")
+    return t
+
+
 __all__ = [
     "IN_FORMATS",
     "RESULT_KEYS",
+    "ApplySummary",
     "ScanInputError",
     "ScanSummary",
+    "apply_results",
+    "apply_table",
     "confidence_bucket",
     "detect_format",
+    "read_results",
     "scan_accounts",
     "score_item",
     "score_partition",

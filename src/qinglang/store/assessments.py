@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qinglang.age.infer import AgeEstimate
+from qinglang.age.infer import AgeEstimate, Signal
 from qinglang.age.suspicion import (
     SUSPECTED_STATES,
+    VERIFIED_STATES,
     Assessment,
     State,
     Transition,
@@ -30,13 +31,22 @@ from qinglang.age.suspicion import (
 from qinglang.store import ledger
 from qinglang.store.models import Account, AgeAssessment, AgeAssessmentEvent, utcnow
 
+if TYPE_CHECKING:
+    from qinglang.policy import Policy
+
+ApplyOutcome = Literal["applied", "unchanged", "skipped_verified"]
+"""What applying a batch-scan score did to an account's assessment."""
+
 __all__ = [
     "TOP_SIGNALS",
+    "ApplyOutcome",
     "appeal",
+    "apply_score",
     "decide_appeal",
     "events_of",
     "get_assessment",
     "record_score",
+    "suspect_threshold",
     "suspected_age",
     "verify",
 ]
@@ -226,3 +236,77 @@ def decide_appeal(
     new, ts = on_decide_appeal(_machine(row), outcome, reviewer, at, reason, row.p_under18)
     row.updated_at = at
     return row, _apply(session, account, row, new, ts)
+
+
+def suspect_threshold(policy: Policy) -> float:
+    """The pack's p(under 18) suspect threshold, ``age.infer.suspect_under18`` (0.5 if unset)."""
+    rule = policy.rule("age.infer.suspect_under18", None)
+    value = None if rule is None else rule.value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.5
+
+
+def _same_score(row: AgeAssessment, estimate: AgeEstimate) -> bool:
+    """Whether storing this estimate would change nothing (as `record_score` stores it)."""
+    child = bool(estimate.suspected_child)
+    if State(row.state) in SUSPECTED_STATES:
+        child_same = row.suspected_child or not child  # while suspected the flag only rises
+    else:
+        child_same = row.suspected_child == child
+    return (
+        child_same
+        and row.p_under18 == float(estimate.p_under18)
+        and row.p_under14 == float(estimate.p_under14)
+        and row.band == estimate.band
+        and row.model == estimate.model[:64]
+        and list(row.signals or []) == minimised_signals(estimate)
+    )
+
+
+def apply_score(
+    session: Session,
+    account: Account,
+    *,
+    p_under18: float,
+    p_under14: float,
+    band: str | None,
+    suspected_child: bool,
+    signals: Sequence[tuple[str, float]],
+    model: str,
+    threshold: float,
+    actor: str,
+    at: datetime | None = None,
+    dry_run: bool = False,
+) -> tuple[ApplyOutcome, list[str]]:
+    """Apply one batch-scan score through `record_score`: (outcome, transition names).
+
+    A verified assessment is never touched (``skipped_verified``). A score the row already holds,
+    with no transition due, writes nothing (``unchanged``), so re-applying the same results is a
+    no-op. `dry_run` reports what would happen and writes nothing.
+    """
+    at = at or utcnow()
+    estimate = AgeEstimate(
+        user_id=account.external_id,
+        p_under18=float(p_under18),
+        p_under14=float(p_under14),
+        band=band,
+        suspected=float(p_under18) >= threshold,
+        suspected_child=bool(suspected_child),
+        signals=tuple(Signal(name, float(weight), "", "") for name, weight in signals),
+        model=model,
+    )
+    row = get_assessment(session, account.id)
+    machine = Assessment() if row is None else _machine(row)
+    if machine.state in VERIFIED_STATES:
+        return "skipped_verified", []
+    _, due = on_score(machine, estimate.p_under18, threshold, actor, at)
+    if row is not None and not due and _same_score(row, estimate):
+        return "unchanged", []
+    if dry_run:
+        return "applied", [t.name for t in due]
+    locked = _row(session, account)
+    if State(locked.state) in VERIFIED_STATES:  # verified meanwhile (row lock taken now)
+        return "skipped_verified", []
+    _, events = record_score(session, account, estimate, threshold, actor, at)
+    return "applied", [e.transition for e in events]

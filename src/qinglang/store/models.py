@@ -613,6 +613,11 @@ class Alert(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     first_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Legal hold on the alert's evidence (retention and erasure keep it while set, unreleased).
+    hold_reason: Mapped[str | None] = mapped_column(EncryptedText())
+    hold_set_by: Mapped[str | None] = mapped_column(String(128))
+    hold_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hold_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -788,3 +793,4 @@ class AgeAssessmentEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+

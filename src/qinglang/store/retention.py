@@ -20,8 +20,11 @@ Categories:
   attached to it), by when they were cancelled;
 - ``events``: stored platform events (message text is personal information), by when they were
   received; only those the risk consumer has processed (``seq`` at or below its checkpoint) and
-  that no open alert (``open``/``in_review``) references as evidence. The others stay and are
-  reported as ``held`` (``unprocessed``, ``evidence_hold``).
+  that no alert holds as evidence. The others stay and are reported as ``held``, by reason:
+  ``unprocessed``; ``legal_hold`` (evidence of an alert under legal hold, until released);
+  ``evidence_hold`` (evidence of an open or in-review alert); ``actioned_alert`` (evidence of an
+  actioned alert, kept ``retention.actioned_alert_evidence_days`` after it closed). Evidence of a
+  dismissed alert without a hold is not kept.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from qinglang.store.models import (
     RiskConsumer,
     StoredEvent,
 )
-from qinglang.store.review import OPEN_STATUSES, evidence_event_ids
+from qinglang.store.review import HOLD_REASONS, held_evidence
 
 CATEGORIES: Final = (
     "decision_logs",
@@ -59,6 +62,15 @@ CATEGORIES: Final = (
     "events",
 )
 _CHUNK: Final = 500
+ACTIONED_EVIDENCE: Final = "actioned_alert_evidence"
+"""The pack period (``retention.actioned_alert_evidence_days``) of an actioned alert's evidence."""
+HELD_WHY: Final[dict[str, str]] = {
+    "unprocessed": "not yet processed by the risk consumer",
+    "legal_hold": "evidence of an alert under legal hold (未成年人保护法 art. 80), until released",
+    "evidence_hold": "evidence of an open or in-review alert (未成年人保护法 art. 80)",
+    "actioned_alert": "evidence of an actioned alert, kept for the pack's period after it closed",
+}
+"""Why overdue rows were kept, by held reason."""
 
 
 def topic_of(category: str) -> str:
@@ -75,8 +87,11 @@ class CategoryResult:
     days: int
     cutoff: datetime
     count: int
-    #: Overdue rows kept, by reason (events: ``unprocessed``, ``evidence_hold``).
+    #: Overdue rows kept, by reason (events: ``unprocessed``, ``legal_hold``,
+    #: ``evidence_hold``, ``actioned_alert``; only reasons that kept some).
     held: dict[str, int] = field(default_factory=dict)
+    #: Rules behind the held reasons (events: the actioned-alert evidence period), rule id → days.
+    hold_rules: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -87,6 +102,7 @@ class CategoryResult:
             "cutoff": self.cutoff.isoformat(),
             "count": self.count,
             "held": dict(self.held),
+            "hold_rules": dict(self.hold_rules),
         }
 
 
@@ -141,10 +157,10 @@ def _ids(session: Session, stmt: Any) -> list[int]:
 
 
 def _overdue_events(
-    session: Session, platform_id: int, cutoff: datetime
+    session: Session, platform_id: int, cutoff: datetime, at: datetime, actioned_days: int
 ) -> tuple[list[int], dict[str, int]]:
-    """Ids of the platform's events received before `cutoff` that may go, and those kept by
-    reason: not yet processed by the risk consumer, or evidence of an open alert."""
+    """Ids of the platform's events received before `cutoff` that may go, and how many were
+    kept by reason: not yet processed by the risk consumer, or evidence an alert holds."""
     checkpoint = session.scalar(
         select(RiskConsumer.checkpoint).where(RiskConsumer.platform_id == platform_id)
     )
@@ -154,15 +170,18 @@ def _overdue_events(
             StoredEvent.platform_id == platform_id, StoredEvent.received_at < cutoff
         )
     ).all()
-    unprocessed = [r for r in rows if r.seq > done]
+    counts = dict.fromkeys(("unprocessed", *HOLD_REASONS), 0)
+    counts["unprocessed"] = sum(1 for r in rows if r.seq > done)
     processed = [r for r in rows if r.seq <= done]
-    evidence = evidence_event_ids(session, platform_id, OPEN_STATUSES) if processed else set()
-    ids = [int(r.id) for r in processed if r.event_id not in evidence]
-    held = {
-        "unprocessed": len(unprocessed),
-        "evidence_hold": len(processed) - len(ids),
-    }
-    return ids, held
+    evidence = held_evidence(session, platform_id, at, actioned_days) if processed else {}
+    ids: list[int] = []
+    for r in processed:
+        reason = evidence.get(r.event_id)
+        if reason is None:
+            ids.append(int(r.id))
+        else:
+            counts[reason] += 1
+    return ids, {k: n for k, n in counts.items() if n}
 
 
 def _overdue(session: Session, platform_id: int, category: str, cutoff: datetime) -> list[int]:
@@ -258,11 +277,15 @@ def run_retention(
         days, rule_id = _days(policy, category)
         cutoff = at - timedelta(days=days)
         held: dict[str, int] = {}
+        hold_rules: dict[str, int] = {}
         if category == "events":
-            ids, held = _overdue_events(session, platform.id, cutoff)
+            keep_days, keep_rule = _days(policy, ACTIONED_EVIDENCE)
+            ids, held = _overdue_events(session, platform.id, cutoff, at, keep_days)
+            hold_rules[keep_rule] = keep_days
         else:
             ids = _overdue(session, platform.id, category, cutoff)
-        plan.append((CategoryResult(category, rule_id, days, cutoff, len(ids), held), ids))
+        result = CategoryResult(category, rule_id, days, cutoff, len(ids), held, hold_rules)
+        plan.append((result, ids))
     results = [r for r, _ in plan]
     if dry_run:
         return RetentionReport(platform.id, at, True, results)
@@ -281,6 +304,7 @@ def run_retention(
             "rules": {r.category: r.rule_id for r in results},
             "days": {r.category: r.days for r in results},
             "held": {r.category: dict(r.held) for r in results if any(r.held.values())},
+            "hold_rules": {r.category: dict(r.hold_rules) for r in results if r.hold_rules},
         },
         at=at,
     )

@@ -9,6 +9,11 @@ never holds text that may have to be erased.
 
 A restriction is mirrored on ``accounts.restricted_until`` (bumping ``updated_at``), which the
 API's profile cache is keyed by: the very next contact decision in any worker sees it.
+
+A legal hold (``alerts.hold_*``) keeps an alert's evidence from retention and account erasure
+until a reviewer releases it. A report to the police or a regulator sets it (recorded in the
+report's own audit entry); a reviewer sets (``review.hold``) or releases (``review.release``) it.
+`held_evidence` says which events are kept and why (`HOLD_REASONS`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ from qinglang.store.models import (
     ReviewDocument,
     active_restriction_end,
     utcnow,
+)
+
+MIN_HOLD_REASON: Final = 3
+MAX_HOLD_REASON: Final = 2000
+REPORT_HOLD_REASON: Final = (
+    "向{zh}报告，依据未成年人保护法第八十条保存有关记录 / reported to {en}; records kept under "
+    "未成年人保护法 art. 80 (document {doc})"
 )
 
 AUTOMATIC_ACTOR: Final = "qinglang.risk"
@@ -185,6 +197,25 @@ def alert_summary(alert: Alert, now: datetime) -> dict[str, Any]:
         "overdue": is_overdue(alert.status, alert.due_at, now),
         "first_action_at": _iso(alert.first_action_at),
         "closed_at": _iso(alert.closed_at),
+        "hold": hold_view(alert),
+    }
+
+
+def is_held(alert: Alert) -> bool:
+    """Whether the alert is under a legal hold now (set and not released)."""
+    return alert.hold_set_at is not None and alert.hold_released_at is None
+
+
+def hold_view(alert: Alert) -> dict[str, Any] | None:
+    """The alert's legal hold as the API shows it (None when it never had one)."""
+    if alert.hold_set_at is None:
+        return None
+    return {
+        "active": is_held(alert),
+        "reason": alert.hold_reason,
+        "set_by": alert.hold_set_by,
+        "set_at": _iso(alert.hold_set_at),
+        "released_at": _iso(alert.hold_released_at),
     }
 
 
@@ -684,6 +715,13 @@ def act(
         session.flush()
         details.update(document=doc.id, authority=authority, sha256=doc.sha256)
         result["document"] = document_view(doc, alert.alert_id)
+        if not is_held(alert):
+            # A report to an authority puts the alert's evidence under legal hold; the report's
+            # own audit entry records it (details "hold": true), in the same transaction.
+            zh, en = AUTHORITIES[str(authority)]
+            _set_hold(alert, reviewer, REPORT_HOLD_REASON.format(zh=zh, en=en, doc=doc.id), now)
+            details["hold"] = True
+            result["hold"] = hold_view(alert)
 
     alert.status = new_status
     alert.updated_at = now
@@ -698,10 +736,86 @@ def act(
     return result
 
 
+# ---------------------------------------------------------------- legal hold
+
+
+def _hold_text(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not MIN_HOLD_REASON <= len(text) <= MAX_HOLD_REASON:
+        raise ActionError(
+            "reason", f"give a reason of {MIN_HOLD_REASON} to {MAX_HOLD_REASON} characters"
+        )
+    return text
+
+
+def _set_hold(alert: Alert, reviewer: str, reason: str, now: datetime) -> None:
+    alert.hold_reason = reason
+    alert.hold_set_by = reviewer
+    alert.hold_set_at = now
+    alert.hold_released_at = None
+    alert.updated_at = now
+
+
+def set_hold(
+    session: Session, alert: Alert, reviewer: str, reason: str | None, now: datetime
+) -> dict[str, Any]:
+    """Put the alert's evidence under legal hold (audited as review.hold); 409 if already held."""
+    text = _hold_text(reason)
+    if is_held(alert):
+        raise ActionError("hold", "the alert is already under legal hold", 409)
+    _set_hold(alert, reviewer, text, now)
+    action = audit(session, alert, "hold", reviewer, text, {}, now)
+    return {
+        "kind": "hold",
+        "hold": hold_view(alert),
+        "action": action_view(action),
+        "alert": alert_summary(alert, now),
+    }
+
+
+def release_hold(
+    session: Session, alert: Alert, reviewer: str, reason: str | None, now: datetime
+) -> dict[str, Any]:
+    """Release the alert's legal hold (audited as review.release); 409 if not held.
+
+    The evidence then follows the ordinary rules again: the next retention run purges what is
+    past its period and held for no other reason."""
+    text = _hold_text(reason)
+    if not is_held(alert):
+        raise ActionError("hold", "the alert is not under legal hold", 409)
+    alert.hold_released_at = now
+    alert.updated_at = now
+    details = {"held_since": _iso(alert.hold_set_at), "set_by": alert.hold_set_by}
+    action = audit(session, alert, "release", reviewer, text, details, now)
+    return {
+        "kind": "release",
+        "hold": hold_view(alert),
+        "action": action_view(action),
+        "alert": alert_summary(alert, now),
+    }
+
+
 # ---------------------------------------------------------------- evidence holds and dismissals
 
 OPEN_STATUSES: Final = ("open", "in_review")
 """Alert statuses that are not yet decided (their evidence is held from retention)."""
+
+
+HOLD_REASONS: Final = ("legal_hold", "evidence_hold", "actioned_alert")
+"""Why an alert's evidence is kept, strongest first: the alert is under legal hold; it is open
+or in review; it was actioned and closed less than the pack's period ago (or is still in force)."""
+
+
+def alert_event_ids(alert: Alert) -> set[str]:
+    """The platform event ids an alert references as evidence (ids, signals, timeline)."""
+    held = {str(i) for i in alert.event_ids or []}
+    evidence = evidence_of(alert)
+    for sig in evidence.get("signals") or []:
+        held.update(str(i) for i in sig.get("event_ids") or [])
+    for item in evidence.get("timeline") or []:
+        if isinstance(item, Mapping) and item.get("event_id") is not None:
+            held.add(str(item["event_id"]))
+    return held
 
 
 def evidence_event_ids(
@@ -713,14 +827,89 @@ def evidence_event_ids(
         stmt = stmt.where(Alert.status.in_(tuple(statuses)))
     held: set[str] = set()
     for alert in session.scalars(stmt):
-        held.update(str(i) for i in alert.event_ids or [])
-        evidence = evidence_of(alert)
-        for sig in evidence.get("signals") or []:
-            held.update(str(i) for i in sig.get("event_ids") or [])
-        for item in evidence.get("timeline") or []:
-            if isinstance(item, Mapping) and item.get("event_id") is not None:
-                held.add(str(item["event_id"]))
+        held |= alert_event_ids(alert)
     return held
+
+
+def actioned_closings(
+    session: Session, platform_id: int, at: datetime
+) -> dict[int, datetime | None]:
+    """When each actioned alert of the platform closed (by alert row id); None while one of its
+    restrictions is still in force at `at`.
+
+    An actioned alert closes at the latest of its enforcement actions, its dismissal time and the
+    ends (lifted or expired) of its restrictions; hold changes do not count."""
+    alerts = session.execute(
+        select(Alert.id, Alert.raised_at, Alert.first_action_at, Alert.closed_at).where(
+            Alert.platform_id == platform_id, Alert.status == "actioned"
+        )
+    ).all()
+    if not alerts:
+        return {}
+    last: dict[int, datetime] = {
+        pk: t
+        for pk, t in session.execute(
+            select(ReviewAction.alert_pk, func.max(ReviewAction.at))
+            .where(
+                ReviewAction.platform_id == platform_id,
+                ReviewAction.kind.in_(tuple(ENFORCEMENT)),
+            )
+            .group_by(ReviewAction.alert_pk)
+        )
+    }
+    ends: dict[int, list[datetime]] = {}
+    in_force: set[int] = set()
+    for pk, lifted, until in session.execute(
+        select(Restriction.alert_pk, Restriction.lifted_at, Restriction.until).where(
+            Restriction.platform_id == platform_id, Restriction.alert_pk.is_not(None)
+        )
+    ):
+        if pk is None:
+            continue
+        end = lifted if lifted is not None and (until is None or lifted < until) else until
+        if end is None or end > at:
+            in_force.add(pk)
+        else:
+            ends.setdefault(pk, []).append(end)
+    out: dict[int, datetime | None] = {}
+    for pk, raised, first, closed in alerts:
+        if pk in in_force:
+            out[pk] = None
+            continue
+        times = [t for t in (closed, first, last.get(pk), *ends.get(pk, [])) if t is not None]
+        out[pk] = max(times, default=raised)
+    return out
+
+
+def held_evidence(
+    session: Session, platform_id: int, at: datetime, actioned_days: int | None
+) -> dict[str, str]:
+    """Event id → why it is kept at `at` (one of HOLD_REASONS, the strongest that applies).
+
+    `actioned_days`: how long an actioned alert's evidence is kept after it closed (the pack's
+    ``retention.actioned_alert_evidence_days``); None keeps every actioned alert's evidence.
+    Evidence of a dismissed alert not under legal hold is not kept."""
+    closings = actioned_closings(session, platform_id, at) if actioned_days is not None else {}
+    cutoff = None if actioned_days is None else at - timedelta(days=actioned_days)
+    rank = {r: i for i, r in enumerate(HOLD_REASONS)}
+    out: dict[str, str] = {}
+    for alert in session.scalars(select(Alert).where(Alert.platform_id == platform_id)):
+        reason: str | None = None
+        if is_held(alert):
+            reason = "legal_hold"
+        elif alert.status in OPEN_STATUSES:
+            reason = "evidence_hold"
+        elif alert.status == "actioned":
+            closed = closings.get(alert.id)
+            if cutoff is None or closed is None or closed >= cutoff:
+                reason = "actioned_alert"
+        if reason is None:
+            continue
+        for event_id in alert_event_ids(alert):
+            old = out.get(event_id)
+            if old is None or rank[reason] < rank[old]:
+                out[event_id] = reason
+    return out
 
 
 def last_action_id(session: Session, platform_id: int) -> int:

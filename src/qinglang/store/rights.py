@@ -10,9 +10,11 @@ same transaction:
 - ``correction``: applies the corrected birth date, sex or settings (settings checked against
   the pack's floors, as the accounts API does);
 - ``deletion``: erases the profile, content items and their flags, relationships, consents,
-  the particulars of the account's other requests, the events it sent and the text of events
-  sent to it; keeps, minimised, what the law requires (the ledger as consent proof, decision
-  logs as processing records, events an alert holds as evidence) and says so in the answer;
+  the age assessment and its history, the particulars of the account's other requests, the
+  events it sent and the text of events sent to it; keeps, minimised, what the law requires
+  (the ledger as consent proof, decision logs as processing records, events an alert holds as
+  evidence: under legal hold, open, or actioned within the pack's period) and says so in the
+  answer;
 - ``withdrawal``: withdraws every granted consent (each a ``consent.withdrawn`` ledger entry);
 - ``cancellation``: a deletion, and the account is marked cancelled (retention removes the
   rest later, see :mod:`qinglang.store.retention`).
@@ -71,7 +73,7 @@ from qinglang.store.models import (
     StoredEvent,
     utcnow,
 )
-from qinglang.store.review import evidence_event_ids
+from qinglang.store.review import HOLD_REASONS, held_evidence
 
 _CHUNK: Final = 500
 
@@ -105,11 +107,34 @@ CONTENTS_NOTE: Final = {
 }
 
 EVIDENCE_HOLD_REASON: Final = "evidence for a report under 未成年人保护法 art. 80"
+ACTIONED_EVIDENCE_TOPIC: Final = "retention.actioned_alert_evidence_days"
+#: Why an alert's evidence survives a deletion, by held reason (see store.review.HOLD_REASONS).
+EVIDENCE_HELD_WHY: Final[dict[str, str]] = {
+    "legal_hold": "evidence of an alert under legal hold (reported, or held by a reviewer)",
+    "evidence_hold": "evidence of an alert still open or in review",
+    "actioned_alert": "evidence of an actioned alert, within the pack's period after it closed "
+    "(rule cn.retention.actioned_alert_evidence)",
+}
+#: What a deletion says about the age assessment it erased.
+AGE_ASSESSMENT_NOTE: Final = {
+    "en": (
+        "The age assessment (inferred probabilities, band, signals) and its history were erased: "
+        "no law we can cite requires keeping them. The ledger keeps its age.* audit entries "
+        "(states, score and band, no texts or reasons) with the other ledger entries. Until the "
+        "account is scored or verified again it is not treated as a suspected minor."
+    ),
+    "zh": (
+        "年龄评估（推断概率、年龄段、信号）及其历史记录已删除：没有可援引的法律要求保存。"
+        "账本中的 age.* 审计条目（状态、分数与年龄段，不含文本或理由）随其他账本条目保留。"
+        "在重新评分或核验之前，该账号不再被视为疑似未成年人。"
+    ),
+}
 
 #: What a deletion keeps, why, and on which basis (verified: the article says so in terms).
 KEPT_BASES: Final[dict[str, dict[str, Any]]] = {
     "ledger_entries": {
-        "minimised": "ids, kinds, statuses, purposes and notice versions only; no profile data",
+        "minimised": "ids, kinds, statuses, purposes and notice versions; age.* entries also "
+        "carry the state, inferred p(under 18) and band; no texts, reasons or birth dates",
         "why_en": (
             "consent proof: the tamper-evident record of the consents given, refused or "
             "withdrawn and of this and earlier requests; erasing an entry would break the "
@@ -156,7 +181,8 @@ KEPT_BASES: Final[dict[str, dict[str, Any]]] = {
         "purged by rule cn.retention.revoked_guardian_links",
     },
     "events": {
-        "minimised": "only events an alert references as evidence: kept as received",
+        "minimised": "only events an alert holds as evidence (under legal hold, open, or "
+        "actioned within the pack's period): kept as received",
         "why_en": EVIDENCE_HOLD_REASON,
         "why_zh": "依据未成年人保护法第八十条向有关部门报告所需的证据",
         "basis": "未成年人保护法 art. 80 (保存有关记录)",
@@ -453,7 +479,7 @@ def _execute(
     if request.kind == "withdrawal":
         withdrawn = _withdraw_all(session, platform, account, request, guardian, at)
         return {"withdrawn": withdrawn}, None, {"withdrawn": len(withdrawn)}
-    answer = erase_account(session, account, request, at)
+    answer = erase_account(session, account, request, at, policy=policy)
     if request.kind == "cancellation":
         account.cancelled_at = at
         answer["cancelled_at"] = at.isoformat()
@@ -518,16 +544,23 @@ def _count(session: Session, stmt: Any) -> int:
 
 
 def erase_account(
-    session: Session, account: Account, request: RightsRequest | None, at: datetime
+    session: Session,
+    account: Account,
+    request: RightsRequest | None,
+    at: datetime,
+    *,
+    policy: Policy | None = None,
 ) -> dict[str, Any]:
     """Erase what is held about an account except what the law requires keeping; the answer.
 
     Erased: birth date, sex, age source, identity-number digest, settings; content items and
-    their flags; relationships in both directions; consent rows; the particulars of the
-    account's other requests; the request parameters of decision logs about it; the events it
-    sent; the text of events sent to it. Kept (minimised, listed with reasons): ledger entries,
-    decision logs, requests, guardian links, events an alert holds as evidence and the
-    account's identifier.
+    their flags; relationships in both directions; consent rows; the age assessment and its
+    history; the particulars of the account's other requests; the request parameters of
+    decision logs about it; the events it sent; the text of events sent to it. Kept (minimised,
+    listed with reasons): ledger entries, decision logs, requests, guardian links, events an
+    alert holds as evidence (legal hold, open, or actioned within the period of `policy`'s
+    ``retention.actioned_alert_evidence_days``; without `policy`, every actioned alert's) and
+    the account's identifier.
     """
     fields = [
         f
@@ -584,7 +617,20 @@ def erase_account(
             continue
         other.details = None
         n_details += 1
-    n_events, n_texts, n_held = _erase_events(session, account.platform_id, account.external_id)
+    n_assessments = 0
+    for row in session.execute(
+        select(AgeAssessment).where(AgeAssessment.account_id == account.id)
+    ).scalars():
+        session.delete(row)
+        n_assessments += 1
+    n_age_events = _count(
+        session, select(AgeAssessmentEvent.id).where(AgeAssessmentEvent.account_id == account.id)
+    )
+    session.execute(delete(AgeAssessmentEvent).where(AgeAssessmentEvent.account_id == account.id))
+    n_events, n_texts, held_by = _erase_events(
+        session, account.platform_id, account.external_id, at, _actioned_days(policy)
+    )
+    n_held = sum(held_by.values())
     logs = list(session.execute(_decisions_about(account.id)).scalars())
     n_stripped = 0
     for log in logs:
@@ -623,7 +669,9 @@ def erase_account(
     for k in kept:
         if k["table"] == "events":
             k["reason"] = EVIDENCE_HOLD_REASON
-    return {
+            k["held"] = {r: n for r, n in held_by.items() if n}
+            k["held_why"] = {r: EVIDENCE_HELD_WHY[r] for r in k["held"]}
+    answer: dict[str, Any] = {
         "erased": {
             "account_fields": fields,
             "counts": {
@@ -631,6 +679,8 @@ def erase_account(
                 "content_flags": n_flags,
                 "relationships": len(rels),
                 "consents": len(consents),
+                "age_assessments": n_assessments,
+                "age_assessment_events": n_age_events,
                 "rights_request_details": n_details,
                 "decision_log_requests": n_stripped,
                 "events": n_events,
@@ -640,12 +690,26 @@ def erase_account(
         "kept": kept,
         "at": at.isoformat(),
     }
+    if n_assessments or n_age_events:
+        answer["erased"]["age_assessment"] = AGE_ASSESSMENT_NOTE
+    return answer
 
 
-def _erase_events(session: Session, platform_id: int, external_id: str) -> tuple[int, int, int]:
+def _actioned_days(policy: Policy | None) -> int | None:
+    """The pack's period for an actioned alert's evidence (None: no policy or no rule)."""
+    rule = None if policy is None else policy.rule(ACTIONED_EVIDENCE_TOPIC, None)
+    value = None if rule is None else rule.value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _erase_events(
+    session: Session, platform_id: int, external_id: str, at: datetime, actioned_days: int | None
+) -> tuple[int, int, dict[str, int]]:
     """Delete the events the account sent and strip the text of those sent to it, except
-    events an alert references as evidence: (deleted, texts stripped, held)."""
-    held = evidence_event_ids(session, platform_id)
+    events an alert holds as evidence: (deleted, texts stripped, held by reason)."""
+    held = held_evidence(session, platform_id, at, actioned_days)
     sent = session.execute(
         select(StoredEvent.id, StoredEvent.event_id).where(
             StoredEvent.platform_id == platform_id, StoredEvent.actor == external_id
@@ -665,8 +729,11 @@ def _erase_events(session: Session, platform_id: int, external_id: str) -> tuple
         session.execute(delete(StoredEvent).where(StoredEvent.id.in_(batch)))
     for batch in _chunks(blank):
         session.execute(update(StoredEvent).where(StoredEvent.id.in_(batch)).values(text=None))
-    n_held = len(sent) - len(gone) + len(received) - len(blank)
-    return len(gone), len(blank), n_held
+    held_by = dict.fromkeys(HOLD_REASONS, 0)
+    for _, e in [*sent, *received]:
+        if e in held:
+            held_by[held[e]] += 1
+    return len(gone), len(blank), held_by
 
 
 def _chunks(items: list[int], size: int = _CHUNK) -> Iterator[list[int]]:

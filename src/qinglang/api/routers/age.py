@@ -23,7 +23,6 @@ from qinglang.age.suspicion import SUSPECTED_STATES, State, TransitionError
 from qinglang.api.deps import ApiKeyDep, ServiceDep
 from qinglang.api.problems import Problem, field_problem, identity_number_problem
 from qinglang.api.service import Service, now_utc, require_account
-from qinglang.policy import Policy
 from qinglang.store import assessments, id_number_digest
 from qinglang.store.models import Account, AgeAssessment, AgeAssessmentEvent, Platform
 
@@ -87,13 +86,6 @@ class DecideIn(Strict):
     outcome: Literal["upheld", "overturned"]
     reason: Reason
     reviewer: Name
-
-
-def _threshold(policy: Policy) -> float:
-    """The pack's p(under 18) suspect threshold (0.5 if the pack sets none)."""
-    rule = policy.rule("age.infer.suspect_under18", None)
-    value = None if rule is None else rule.value
-    return float(value) if isinstance(value, int | float) else 0.5
 
 
 def _event_out(ev: AgeAssessmentEvent) -> dict[str, Any]:
@@ -174,7 +166,7 @@ async def score_account(body: ScoreIn, key: ApiKeyDep, service: ServiceDep) -> d
         policy = service.policy_for(platform)
         estimate = score_record(parsed, policy=policy)
         row, events = assessments.record_score(
-            s, account, estimate, _threshold(policy), actor="score"
+            s, account, estimate, assessments.suspect_threshold(policy), actor="score"
         )
         out = _state_out(service, platform, account, row)
         est = estimate.to_dict()

@@ -1,7 +1,8 @@
 """The review queue: alerts with minimised evidence, priority and SLA; assignment; reviewer
 actions (dismiss, restrict, suspend, remove content, notify guardians, report to the police or a
-regulator) with generated documents; restrictions and their lifting. Every action is audited
-in the ledger (``review.<action>``), and every read of evidence or of a document is a
+regulator) with generated documents; restrictions and their lifting; the legal hold on an
+alert's evidence (set by a report or a reviewer, released by a reviewer). Every action is
+audited in the ledger (``review.<action>``), and every read of evidence or of a document is a
 ``staff.read`` entry about each minor involved.
 
 See docs/review.md.
@@ -68,6 +69,13 @@ class ActionIn(Strict):
     reference: str | None = Field(
         default=None, max_length=128, description="report: the case or report reference"
     )
+
+
+class HoldIn(Strict):
+    """Set or release an alert's legal hold, with a reason."""
+
+    reviewer: Name = Field(description="who holds or releases (recorded in the audit entry)")
+    reason: str = Field(min_length=3, max_length=2000)
 
 
 class LiftIn(Strict):
@@ -169,6 +177,42 @@ async def act_on_alert(
             return store_review.act(
                 s, platform, policy, alert, body.kind, body.reviewer, body.reason, params, now
             )
+        except ActionError as exc:
+            raise _problem(exc) from None
+
+    return await service.run_write(key, work)
+
+
+@router.post("/alerts/{alert_id}/hold")
+async def hold_alert(
+    alert_id: str, body: HoldIn, key: ApiKeyDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Put the alert's evidence under legal hold (audited as review.hold): retention and
+    account erasure keep it until released. 409 if already held."""
+    now = now_utc()
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
+        alert = _alert(s, platform, alert_id, lock=True)
+        try:
+            return store_review.set_hold(s, alert, body.reviewer, body.reason, now)
+        except ActionError as exc:
+            raise _problem(exc) from None
+
+    return await service.run_write(key, work)
+
+
+@router.post("/alerts/{alert_id}/hold/release")
+async def release_alert_hold(
+    alert_id: str, body: HoldIn, key: ApiKeyDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Release the alert's legal hold (audited as review.release); the next retention run
+    purges what is past its period and held for no other reason. 409 if not held."""
+    now = now_utc()
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
+        alert = _alert(s, platform, alert_id, lock=True)
+        try:
+            return store_review.release_hold(s, alert, body.reviewer, body.reason, now)
         except ActionError as exc:
             raise _problem(exc) from None
 
