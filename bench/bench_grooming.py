@@ -16,7 +16,9 @@ seed, seed+1, …), and nothing is ever chosen on a test fold:
   folds only;
 - default detector: the untrained cue scorer `qinglang.risk.cues.score_conversation`, flagged
   at the pack's ``risk.alert.review_threshold``; it never sees training data, so it is scored on
-  every row, and also per test fold for comparison.
+  every row, and also per test fold for comparison. It is also scored on
+  ``tests/risk/data/en_conversations_dev.csv``, English conversations written for qinglang with
+  hard negatives (its cues were not tuned on them).
 
 Then, for ``tests/risk/data/zh_scenarios.jsonl`` and ``en_scenarios.jsonl`` (labelled Chinese and
 English conversations written for the engine's tests), it runs each conversation as an event
@@ -61,6 +63,7 @@ from qinglang.risk.model import (  # noqa: E402
 )
 
 DATA = ROOT.parent / "shared" / "data" / "grooming" / "pan12_segments_dev.csv"
+DEV_SET = ROOT / "tests" / "risk" / "data" / "en_conversations_dev.csv"
 SCENARIOS = tuple(
     ROOT / "tests" / "risk" / "data" / f"{lang}_scenarios.jsonl" for lang in ("zh", "en")
 )
@@ -342,6 +345,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         dd["all_rows"] = all_rows.to_dict()
         summary["default"] = dd
+        if DEV_SET.exists():
+            dev_texts, dev_y = read_labelled_csv(DEV_SET)
+            dev = default_detector(dev_texts, args.pack)
+            if not isinstance(dev, str):
+                m = Metrics.of(dev_y, dev[0] >= dev[1])
+                print(
+                    f"  on {DEV_SET.relative_to(ROOT)} ({len(dev_y)} written conversations, "
+                    f"{int(dev_y.sum())} grooming, written for qinglang): precision "
+                    f"{m.precision:.4f}, recall {m.recall:.4f}, F0.5 {m.f05:.4f} (tp {m.tp} fp "
+                    f"{m.fp} fn {m.fn} tn {m.tn})"
+                )
+                dd["dev_set"] = m.to_dict()
 
     summary["events"] = {p.stem: events_section(args.pack, p) for p in SCENARIOS}
 
