@@ -24,6 +24,7 @@ from qinglang.commands import (
     keys,
     ledger,
     notices,
+    realname,
     retention,
     review,
     rights,
@@ -70,6 +71,7 @@ for _name, _module in (
     ("review", review),
     ("risk", risk),
     ("age", age),
+    ("realname", realname),
 ):
     app.add_typer(_module.app, name=_name)
 

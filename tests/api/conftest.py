@@ -16,6 +16,8 @@ ADMIN = "admin-token-for-tests"
 @pytest.fixture
 def app_client(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("QINGLANG_DATA_KEY", DataKey.generate().to_b64())
+    # real-name reports are uploaded by explicit flushes in tests (one test runs the drainer)
+    monkeypatch.setenv("QINGLANG_REALNAME_DRAIN", "off")
     app = create_app(Settings(db_url=db_url, admin_token=ADMIN))
     app.state.service.engine.echo = False
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from qinglang.store import make_engine, repo, session_factory, transaction, upgrade
+from qinglang.store import realname as store_realname
 from qinglang.store.crypto import (
     ENV_DATA_KEY,
     ENV_DIGEST_KEY,
@@ -50,6 +51,9 @@ def _birth(i: int) -> date:
     return date(2010, 1, 1 + i)
 
 
+SECRET = "2836e95fcd10e04b0069bb1ee659955b"
+
+
 def _seed(engine: Engine) -> int:
     """Write accounts, a guardian and a rights request through the ORM (engine's keyring)."""
     upgrade(engine)
@@ -77,6 +81,9 @@ def _seed(engine: Engine) -> int:
                 due_at=datetime(2026, 1, 1, tzinfo=UTC),
             )
         )
+        store_realname.configure(
+            s, platform.id, base_url="http://127.0.0.1:1", app_id="a", biz_id="b", secret=SECRET
+        )
         return platform.id
 
 
@@ -103,6 +110,8 @@ def _check_everything_reads(engine: Engine, platform_id: int) -> None:
         assert guardian is not None and guardian.display_name == "王芳"
         details = s.scalars(select(RightsRequest.details)).one()
         assert details == '{"birth_date": "2010-01-02"}'
+        config = store_realname.config_of(s, platform_id)
+        assert config is not None and config.secret == SECRET
 
 
 def _raw_key_ids(engine: Engine) -> set[str]:
@@ -141,6 +150,10 @@ def test_encrypted_columns_are_found_in_the_metadata() -> None:
         "review_documents.content": "text",
         "age_assessment_events.reason": "text",
         "alerts.hold_reason": "text",
+        "realname_configs.secret": "text",
+        "realname_checks.pi": "text",
+        "realname_checks.birth_date": "date",
+        "realname_outbox.pi": "text",
     }
     assert {c.primary_key for c in encrypted_columns()} == {"id"}
 
@@ -160,6 +173,10 @@ def test_key_usage_counts_per_column_and_key_id(seeded: tuple[Engine, int], key_
         "review_documents.content": {},
         "age_assessment_events.reason": {},
         "alerts.hold_reason": {},
+        "realname_configs.secret": {key_a.key_id: 1},
+        "realname_checks.pi": {},
+        "realname_checks.birth_date": {},
+        "realname_outbox.pi": {},
     }
     with engine.begin() as connection:
         connection.execute(text("UPDATE guardians SET display_name = 'plain'"))
@@ -198,8 +215,8 @@ def test_rotation_rewrites_everything_and_the_old_key_can_go(
     result = rotate(
         engine, KeySource(KeyRing(key_a)), new_key=key_b, batch_size=2, on_start=plans.append
     )
-    assert plans[0].to_rewrite == ACCOUNTS + 2
-    assert result.stats.rewritten == ACCOUNTS + 2 and result.stats.skipped == 0
+    assert plans[0].to_rewrite == ACCOUNTS + 3
+    assert result.stats.rewritten == ACCOUNTS + 3 and result.stats.skipped == 0
     assert result.stats.batches > 3
     assert result.retired == [key_a.key_id] and result.remaining == {}
     assert _raw_key_ids(engine) == {key_b.key_id}
@@ -278,7 +295,7 @@ def test_interrupted_rotation_leaves_everything_readable_and_a_rerun_finishes(
     finally:
         mixed.dispose()
     assert result.ring.primary == key_b
-    assert result.stats.rewritten == ACCOUNTS - 2 + 2
+    assert result.stats.rewritten == ACCOUNTS - 2 + 3
     assert result.retired == [key_a.key_id]
     assert _raw_key_ids(engine) == {key_b.key_id}
 

@@ -48,6 +48,10 @@ TABLES = {
     "guardian_notifications",
     "age_assessments",
     "age_assessment_events",
+    "realname_configs",
+    "realname_checks",
+    "game_sessions",
+    "realname_outbox",
 }
 
 

@@ -14,6 +14,7 @@ from qinglang.api.routers import (
     events,
     graph,
     platforms,
+    realname,
     review,
     rights,
     scan,
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rights.router,
         events.router,
         review.router,
+        realname.router,
     ):
         app.include_router(r)
 

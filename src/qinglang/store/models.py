@@ -794,3 +794,95 @@ class AgeAssessmentEvent(Base):
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+
+REALNAME_STATUSES: Final = ("ok", "pending", "failed")
+
+
+class RealNameConfig(Base):
+    """A platform's access to the national real-name system: where, who, and its secret."""
+
+    __tablename__ = "realname_configs"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("platforms.id", ondelete="CASCADE"), unique=True
+    )
+    base_url: Mapped[str] = mapped_column(String(500))
+    app_id: Mapped[str] = mapped_column(String(64))
+    biz_id: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(EncryptedText())
+    #: Test-system codes per endpoint (check, query, loginout) while integrating; {} in production.
+    test_codes: Mapped[dict[str, str]] = mapped_column(json_type(), default=dict)
+    #: One process at a time uploads a platform's behaviour reports (the 10 QPS are per app).
+    drainer: Mapped[str | None] = mapped_column(String(128))
+    drainer_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class RealNameCheck(Base):
+    """An account's latest real-name check: its `ai`, status and, once verified, the `pi`."""
+
+    __tablename__ = "realname_checks"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "ai"),
+        CheckConstraint(_in("status", REALNAME_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
+    )
+    ai: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    pi: Mapped[str | None] = mapped_column(EncryptedText())
+    #: What the submitted identity number says, applied to the account once the check passes
+    #: (a pending check may pass later); cleared when it fails. Never the number itself.
+    birth_date: Mapped[date | None] = mapped_column(EncryptedDate())
+    sex: Mapped[str | None] = mapped_column(String(1))
+    id_number_hash: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(255))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class GameSession(Base):
+    """One game session of a real-name verified player, reported at login and logout."""
+
+    __tablename__ = "game_sessions"
+    __table_args__ = (UniqueConstraint("platform_id", "si"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    si: Mapped[str] = mapped_column(String(32))
+    #: The device identifier (`di`) of a guest session; verified sessions report the `pi`.
+    device: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RealNameOutbox(Base):
+    """A login/logout report waiting to be uploaded; deleted once the system accepted it."""
+
+    __tablename__ = "realname_outbox"
+    __table_args__ = (Index("ix_realname_outbox_platform_id_id", "platform_id", "id"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = mapped_column(IdType, ForeignKey("platforms.id", ondelete="CASCADE"))
+    si: Mapped[str] = mapped_column(String(32))
+    bt: Mapped[int] = mapped_column(Integer)
+    ot: Mapped[int] = mapped_column(BigInteger)
+    ct: Mapped[int] = mapped_column(Integer)
+    di: Mapped[str | None] = mapped_column(String(32))
+    pi: Mapped[str | None] = mapped_column(EncryptedText())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Set when the system rejected this item for good (kept for inspection, never resent).
+    errcode: Mapped[int | None] = mapped_column(Integer)
+    errmsg: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
