@@ -56,6 +56,7 @@ CATEGORIES: Final[tuple[str, ...]] = STRUCTURED_CATEGORIES + MODEL_CATEGORIES
 """Every category name a finding may carry (documented in docs/detect.md)."""
 
 _CATEGORY_SET: Final = frozenset(CATEGORIES)
+_set: Final = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +84,33 @@ class Finding:
     recognizer: str = ""
     explanation: str = ""
 
-    def __post_init__(self) -> None:
-        if self.category not in _CATEGORY_SET:
-            raise ValueError(f"unknown category {self.category!r}")
-        if not 0 <= self.start <= self.end:
-            raise ValueError(f"bad span [{self.start}, {self.end})")
-        if not 0.0 <= self.confidence <= 1.0:
-            raise ValueError(f"confidence {self.confidence} is not within 0..1")
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        category: str,
+        value: str,
+        confidence: float,
+        minor_signal: MinorSignal | None = None,
+        recognizer: str = "",
+        explanation: str = "",
+    ) -> None:
+        # the dataclass's own __init__, checked first (scans make many findings: this is faster
+        # than a __post_init__ reading the fields back)
+        if category not in _CATEGORY_SET:
+            raise ValueError(f"unknown category {category!r}")
+        if not 0 <= start <= end:
+            raise ValueError(f"bad span [{start}, {end})")
+        if not 0.0 <= confidence <= 1.0:
+            raise ValueError(f"confidence {confidence} is not within 0..1")
+        _set(self, "start", start)
+        _set(self, "end", end)
+        _set(self, "category", category)
+        _set(self, "value", value)
+        _set(self, "confidence", confidence)
+        _set(self, "minor_signal", minor_signal)
+        _set(self, "recognizer", recognizer)
+        _set(self, "explanation", explanation)
 
     def to_dict(self) -> dict[str, object]:
         """Return the public form: start, end, category, value, confidence, minor_signal."""

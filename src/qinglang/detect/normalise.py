@@ -83,6 +83,7 @@ _CN_DIGITS: Final = {
     **dict.fromkeys("九玖", "9"),
 }
 _CN_CLASS: Final = "".join(_CN_DIGITS)
+_CN_TRANS: Final = {ord(k): v for k, v in _CN_DIGITS.items()}
 _AFTER_YI: Final = frozenset("起下样定直般些点个次天切会边半向旦共同致律再")
 """Characters that make 一 the start of a common word (一起, 一下, 一样 …) rather than a digit."""
 
@@ -144,12 +145,18 @@ UNFOLDED: Final[dict[str, str]] = {}
 """The ASCII characters that `fold_common` makes, and the forms it makes them from."""
 for _wide, _ascii in _COMMON:
     UNFOLDED[_ascii] = UNFOLDED.get(_ascii, "") + _wide
-# Separate classes: a class of BMP characters only is a fast bitmap test in `re`.
-_RARE_BMP: Final = re.compile(
-    "[" + class_of(k for k in _TABLE if k < 0x10000 and k not in _COMMON_CODES) + "]"
+# The table's characters that fold_common leaves, and every astral character (a class of BMP
+# characters and one range is a fast test in `re`; `_fold_rare` looks the astral ones up).
+_RARE: Final = re.compile(
+    "["
+    + class_of(k for k in _TABLE if k < 0x10000 and k not in _COMMON_CODES)
+    + "\U00010000-\U0010ffff]"
 )
-_ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
-_RARE_ASTRAL: Final = re.compile("[" + class_of(k for k in _TABLE if k >= 0x10000) + "]")
+_TABLE_CHARS: Final = {chr(k): v for k, v in _TABLE.items()}
+_TABLE_KEYS: Final = frozenset(_TABLE_CHARS)
+_REPLACE_AT_MOST: Final = 32
+"""Up to this many distinct characters to fold, `_fold_rare` replaces each (`str.translate`
+with a dict looks every character up, and is slower on short texts)."""
 
 
 def _fold_width(text: str) -> str:
@@ -167,10 +174,16 @@ def fold_common(text: str) -> str:
 
 def _fold_rare(text: str) -> str:
     """The rest of the one-for-one table, after `fold_common`."""
-    if _RARE_BMP.search(text) is not None or (
-        _ASTRAL.search(text) is not None and _RARE_ASTRAL.search(text) is not None
-    ):
+    found = _RARE.findall(text)
+    if not found:
+        return text
+    chars = _TABLE_KEYS.intersection(found)
+    if not chars:
+        return text
+    if len(chars) > _REPLACE_AT_MOST:
         return text.translate(_TABLE)
+    for c in chars:  # no character maps to one of the table's keys: the order does not matter
+        text = text.replace(c, _TABLE_CHARS[c])
     return text
 
 
@@ -343,9 +356,10 @@ def _apply(text: str, subs: list[Sub]) -> tuple[str, list[Edit]]:
     pieces: list[str] = []
     last = 0
     shift = 0
+    append = pieces.append
     for start, end, repl in subs:
-        pieces.append(text[last:start])
-        pieces.append(repl)
+        append(text[last:start])
+        append(repl)
         if len(repl) != end - start:
             new_start = start + shift
             edits.append((new_start, new_start + len(repl), start, end))
@@ -361,10 +375,12 @@ class _EditMap:
     __slots__ = ("new_ends", "new_starts", "old_ends", "old_starts")
 
     def __init__(self, edits: list[Edit]) -> None:
-        self.new_starts = [e[0] for e in edits]
-        self.new_ends = [e[1] for e in edits]
-        self.old_starts = [e[2] for e in edits]
-        self.old_ends = [e[3] for e in edits]
+        columns = zip(*edits, strict=True) if edits else ((), (), (), ())
+        new_starts, new_ends, old_starts, old_ends = columns
+        self.new_starts: list[int] = list(new_starts)
+        self.new_ends: list[int] = list(new_ends)
+        self.old_starts: list[int] = list(old_starts)
+        self.old_ends: list[int] = list(old_ends)
 
     def char_start(self, q: int) -> int:
         """Input offset where output character q starts."""
@@ -422,17 +438,19 @@ def _b1_subs(text: str) -> list[Sub]:
     subs: list[Sub] = []
     toned: dict[int, bool] = {}  # per NUL-separated segment (texts batched by scan_many)
     nuls = [m.start() for m in _NUL_RUN.finditer(text)] if "\x00" in text else []
+    append = subs.append
     for m in _STAGE_B1.finditer(text):
         kind = m.lastgroup
         if kind is None:  # a "(" not followed by pinyin
             continue
+        start, end = m.span()
         if kind == "zw":
-            subs.append((m.start(), m.end(), ""))
+            append((start, end, ""))
         elif kind == "exp":
-            subs.append((m.start(), m.end(), _EXPANSIONS[m.group()]))
+            append((start, end, _EXPANSIONS[m.group()]))
         else:
             if kind == "plain":
-                k = bisect_right(nuls, m.start())
+                k = bisect_right(nuls, start)
                 if k not in toned:
                     lo = nuls[k - 1] if k > 0 else 0
                     hi = nuls[k] if k < len(nuls) else len(text)
@@ -440,8 +458,7 @@ def _b1_subs(text: str) -> list[Sub]:
                 if not toned[k]:
                     continue
             # pinyin belongs to the character before it: map that character to both
-            start = m.start() - 1
-            subs.append((start, m.end(), text[start]))
+            append((start - 1, end, text[start - 1]))
     return subs
 
 
@@ -451,7 +468,8 @@ def _run_subs(m: re.Match[str]) -> list[Sub]:
     base = m.start()
     if len(run) > 1 and run[-1] == "一" and m.string[m.end() : m.end() + 1] in _AFTER_YI:
         run = run[:-1].rstrip()  # "…叁一起": the 一 starts the word 一起, it is not a digit
-    if _ASCII_DIGIT.search(run) is not None:
+    ascii_run = run.isascii()  # then it holds no numeral, and starts with a digit
+    if not ascii_run and _ASCII_DIGIT.search(run) is not None:
         # A lone numeral at either edge is a word next to a number ("…5843一起"), not a digit.
         a, b = 0, len(run)
         if run[0] in _CN_DIGITS and run[1] not in _CN_DIGITS:
@@ -466,22 +484,23 @@ def _run_subs(m: re.Match[str]) -> list[Sub]:
             run, base = run[a:b], base + a
             if len(run) < 2:
                 return []
-    has_cn = _CN_NUMERAL.search(run) is not None
-    seps = [(s.start(), s.end()) for s in _SEP_RE.finditer(run)]
+    has_cn = not ascii_run and _CN_NUMERAL.search(run) is not None
+    seps = [s.span() for s in _SEP_RE.finditer(run)]
     # a run is numerals, separators and perhaps a final X
-    n_digits = len(run) - sum(e - s for s, e in seps) - run.count("X") - run.count("x")
+    n_digits = len(run) - run.count("X") - run.count("x")
+    for s, e in seps:
+        n_digits -= e - s
     subs: list[Sub] = []
     if has_cn:
         if n_digits < 4:
             return subs
-        converted = "".join(_CN_DIGITS.get(c, c) for c in run)
+        converted = run.translate(_CN_TRANS)
     else:
         converted = run
     collapse = n_digits >= 5 and seps and not _DATE_RUN.fullmatch(converted)
-    if collapse:
+    if collapse and ("." in run or "," in run):  # only a separator can be "." or ","
         texts = {run[s:e] for s, e in seps}
-        if any("." in t or "," in t for t in texts):
-            collapse = len(texts) == 1 and len(seps) >= 2 and not _IPV4_RUN.fullmatch(converted)
+        collapse = len(texts) == 1 and len(seps) >= 2 and not _IPV4_RUN.fullmatch(converted)
     if not collapse:
         if has_cn:
             subs.append((base, base + len(run), converted))
@@ -514,7 +533,6 @@ def _b2_subs(text: str) -> list[Sub]:
 # ----------------------------------------------------------------------------- languages
 
 _CJK_RE: Final = re.compile(f"[{CJK_CLASS}]")
-_LATIN_RE: Final = re.compile("[A-Za-z]")
 
 
 def detect_languages(text: str) -> frozenset[str]:
@@ -524,7 +542,8 @@ def detect_languages(text: str) -> frozenset[str]:
     and misses nothing; the result does not depend on how texts are batched.
     """
     zh = _CJK_RE.search(text) is not None
-    en = _LATIN_RE.search(text) is not None
+    ascii_part = text.encode("ascii", "ignore")
+    en = ascii_part.lower() != ascii_part.upper()  # (bytes change case of ASCII letters only)
     if zh:
         return _BOTH if en else _ZH
     return _EN if en else _NONE
@@ -558,7 +577,8 @@ class Normalised:
         self.languages = languages
         self.today = today
         self._map = _EditMap(edits) if edits else None
-        self._cache: dict[re.Pattern[str], list[re.Match[str]]] = {}
+        # by id: hashing a compiled pattern hashes its code, which costs more than the lookup
+        self._cache: dict[int, tuple[re.Pattern[str], list[re.Match[str]]]] = {}
 
     @property
     def identity(self) -> bool:
@@ -599,10 +619,11 @@ class Normalised:
 
     def matches(self, pattern: re.Pattern[str]) -> list[re.Match[str]]:
         """All matches of `pattern` in the normalised text, computed once and shared."""
-        found = self._cache.get(pattern)
-        if found is None:
-            found = list(pattern.finditer(self.text))
-            self._cache[pattern] = found
+        cached = self._cache.get(id(pattern))
+        if cached is not None and cached[0] is pattern:  # (the entry keeps the pattern alive)
+            return cached[1]
+        found = list(pattern.finditer(self.text))
+        self._cache[id(pattern)] = (pattern, found)
         return found
 
     def __repr__(self) -> str:

@@ -131,13 +131,16 @@ class Plan:
 
     __slots__ = (
         "_always",
-        "_ascii_bits",
+        "_ascii_masks",
+        "_ascii_table",
         "_bits",
         "_by_mask",
         "_categories",
+        "_class_bits",
         "_needs",
         "_prefilter",
         "_wide",
+        "_within",
         "recognizers",
     )
 
@@ -161,9 +164,19 @@ class Plan:
         self._always = all(n == 0 for n in needs)
         wide = "".join(re.escape(c) for c in sorted(bits) if not c.isascii())
         self._wide = re.compile(f"[{wide}]" if wide else "(?!)")
-        self._ascii_bits = [bits.get(chr(k), 0) for k in range(128)]
+        # ASCII characters with the same trigger bits are one class: a byte per class
+        classes: dict[int, int] = {}  # bits -> class (1, 2, …; 0: no bits)
+        table = bytearray(256)
+        for k in range(128):
+            b = bits.get(chr(k), 0)
+            if b:
+                table[k] = classes.setdefault(b, len(classes) + 1)
+        self._ascii_table = bytes(table)
+        self._class_bits = (0, *classes)
+        self._ascii_masks: dict[frozenset[int], int] = {}
         self._by_mask: dict[int, list[Recognizer]] = {}
         self._categories = frozenset(c for r in recognizers for c in r.categories)
+        self._within: tuple[frozenset[str], bool] = (frozenset(), not self._categories)
         self._prefilter: Anchors | bool | None = False  # False: not built yet
 
     @property
@@ -184,7 +197,11 @@ class Plan:
 
     def within(self, categories: frozenset[str]) -> bool:
         """Whether every category these recognisers report is in `categories`."""
-        return self._categories <= categories
+        last, answer = self._within  # scans ask again and again about the same categories
+        if last is not categories:
+            answer = self._categories <= categories
+            self._within = (categories, answer)
+        return answer
 
     def applicable(self, text: str) -> list[Recognizer]:
         """The recognisers whose trigger characters all occur in `text`."""
@@ -203,12 +220,21 @@ class Plan:
         return found
 
     def _mask(self, text: str) -> int:
-        # ASCII characters through bytes (no string per character), the others by a search
-        mask = reduce(
-            or_, map(self._ascii_bits.__getitem__, set(text.encode("ascii", "ignore"))), 0
-        )
+        # ASCII characters through bytes (no string per character) turned into their classes,
+        # the others by a search
+        classes = frozenset(text.encode("ascii", "ignore").translate(self._ascii_table))
+        mask = self._ascii_masks.get(classes)
+        if mask is None:
+            mask = reduce(or_, map(self._class_bits.__getitem__, classes), 0)
+            if len(self._ascii_masks) < 4096:
+                self._ascii_masks[classes] = mask
         if not text.isascii():
-            mask = reduce(or_, map(self._bits.__getitem__, set(self._wide.findall(text))), mask)
+            wide = self._wide.findall(text)
+            if len(wide) > 8:
+                wide = list(set(wide))
+            bits = self._bits
+            for c in wide:
+                mask |= bits[c]
         return mask
 
 
@@ -224,14 +250,21 @@ class Registry:
         self._selected: dict[tuple[frozenset[str] | None, frozenset[str]], tuple[Recognizer, ...]]
         self._selected = {}
         self._plans: dict[tuple[frozenset[str] | None, frozenset[str]], Plan] = {}
+        # the categories of the last plan, and the plans for them by languages
+        self._last_plans: tuple[frozenset[str] | None, dict[frozenset[str], Plan]] = (None, {})
         self._prefilters: dict[tuple[frozenset[str] | None, str | None], Anchors | None] = {}
         self._parts: tuple[Registry, tuple[BatchRecognizer, ...]] | bool | None = False
+        self.version = 0
+        """Counts the changes (`add`, `remove`): what was derived from the recognisers is stale
+        when it has moved."""
         for r in recognizers:
             self.add(r)
 
     def _changed(self) -> None:
+        self.version += 1
         self._selected.clear()
         self._plans.clear()
+        self._last_plans = (None, {})
         self._prefilters.clear()
         self._parts = False
 
@@ -323,12 +356,22 @@ class Registry:
 
     def plan(self, categories: Collection[str] | None, languages: frozenset[str]) -> Plan:
         """`select` with a cheap per-text test of the recognisers' trigger characters."""
+        last, plans = self._last_plans  # scans ask again and again about the same categories
+        if categories is last:
+            plan = plans.get(languages)
+            if plan is not None:
+                return plan
         cats = None if categories is None else frozenset(categories)
         key = (cats, languages)
         plan = self._plans.get(key)
         if plan is None:
             plan = Plan(self.select(cats, languages))
             self._plans[key] = plan
+        if categories is None or isinstance(categories, frozenset):  # (not a mutable one)
+            if categories is not last:
+                plans = {}
+                self._last_plans = (categories, plans)  # one assignment: no thread sees a mix
+            plans[languages] = plan
         return plan
 
     def __iter__(self) -> Iterator[Recognizer]:

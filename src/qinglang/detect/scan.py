@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import date, datetime
 from typing import Final
 
@@ -16,6 +16,8 @@ from qinglang.detect.findings import CATEGORIES, Finding
 from qinglang.detect.normalise import (
     ZERO_WIDTH,
     Normalised,
+    _fold_rare,
+    _normalise,
     _normalise_full,
     fold_common,
     normalise,
@@ -87,6 +89,22 @@ def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
     return kept
 
 
+_Search = Callable[[str], object]
+_Setup = tuple[
+    Collection[str] | None,
+    str | None,
+    bool,
+    Registry,
+    int,
+    frozenset[str] | None,
+    tuple[_Search, _Search] | None,
+]
+"""What `scan` derives from its arguments: (categories, lang, model) as given, the default
+registry, its version then, the checked categories and the two searches of the prefilter (None
+if it has none, or needs the text folded first)."""
+_SETUP: list[_Setup] = [(("",), None, False, Registry(), -1, None, None)]
+"""The setup of the last `scan` without a registry (categories None, a tuple or a frozenset)."""
+
 _CHECKED: dict[object, frozenset[str]] = {}
 _LAST_CHECKED: list[tuple[object, frozenset[str]]] = [(None, frozenset())]
 
@@ -131,14 +149,25 @@ def scan(
     `model` adds the statistical recogniser of names, addresses and schools to the default
     recognisers (ignored when `registry` is given).
     """
-    cats = _check(categories, lang)
-    reg = registry or _default(model)
-    pre = reg.prefilter(cats, lang)
-    if pre is not None and not pre.folds:  # the shortcut of _scan_one, inline: most texts end here
-        first, second = pre.searches
+    key, key_lang, key_model, reg, version, cats, searches = _SETUP[0]
+    if (
+        key is not categories
+        or key_lang is not lang
+        or key_model is not model
+        or registry is not None
+        or reg.version != version
+    ):
+        cats = _check(categories, lang)
+        reg = registry or _default(model)
+        pre = reg.prefilter(cats, lang)
+        searches = pre.searches if pre is not None and not pre.folds else None
+        if registry is None and (categories is None or isinstance(categories, tuple | frozenset)):
+            _SETUP[0] = (categories, lang, model, reg, reg.version, cats, searches)
+    if searches is not None:  # the shortcut of _scan_one, inline: most texts end here
+        first, second = searches
         if first(text) is None and second(text) is None:
             return []
-        return _scan_one(text, lang, cats, now, reg, passed=True)
+        return _scan_one(text, lang, cats, now, reg, True)
     return _scan_one(text, lang, cats, now, reg)
 
 
@@ -300,8 +329,9 @@ def _scan_one(
     if pre is not None and not pre.search(fold_common(text) if pre.folds else text):
         return []  # nothing to normalise beyond `fold_common`, and no recogniser's anchor
     if passed or pre is not None:
-        # an anchor matched: the text most likely needs normalising, skip that test
-        norm = _normalise_full(text, lang=lang, today=shanghai_today(now))
+        # an anchor matched: the text most likely needs normalising, skip that test (this is
+        # _normalise_full, inline)
+        norm = _normalise(_fold_rare(fold_common(text)), text, lang, shanghai_today(now))
     else:
         norm = normalise(text, lang=lang, today=shanghai_today(now))
     plan = reg.plan(cats, norm.languages)

@@ -108,8 +108,11 @@ def finding(
     minor_signal: MinorSignal | None = None,
 ) -> Finding:
     """A finding for the normalised span [start, end), with offsets mapped to the original."""
-    s, e = norm.to_original(start, end)
-    return Finding(s, e, category, value, confidence, minor_signal, recognizer, explanation)
+    if not norm.identity:
+        start, end = norm.to_original(start, end)
+    elif not 0 <= start <= end <= len(norm.text):
+        norm.to_original(start, end)  # raises: the span is outside the text
+    return Finding(start, end, category, value, confidence, minor_signal, recognizer, explanation)
 
 
 def clip(text: str, start: int, window: int) -> int:

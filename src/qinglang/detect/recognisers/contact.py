@@ -8,7 +8,6 @@ normaliser, so the patterns here need only the canonical words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Final
 
 from qinglang.detect.findings import Finding
@@ -35,11 +34,12 @@ class EmailRecognizer:
     categories = frozenset({"email"})
     languages: frozenset[str] = frozenset()
 
-    def find(self, norm: Normalised, original: str) -> Iterator[Finding]:
+    def find(self, norm: Normalised, original: str) -> list[Finding]:
         """Addresses in the text (only looked for when it has '@' or '(at)'/'[at]')."""
+        out: list[Finding] = []
         text = norm.text
         if "@" not in text and "at]" not in text and "at)" not in text:
-            return
+            return out
         resume = 0
         for at in _AT.finditer(text):
             if at.start() < resume:
@@ -54,7 +54,8 @@ class EmailRecognizer:
             conf = 0.95 if "@" in at.group() else 0.85
             start, end = local.start(), domain.end()
             resume = end
-            yield finding(norm, start, end, "email", value, conf, self.name, "e-mail address")
+            out.append(finding(norm, start, end, "email", value, conf, self.name, "e-mail address"))
+        return out
 
 
 _QQ_BEFORE: Final = re.compile(
@@ -73,11 +74,12 @@ class QqRecognizer:
     categories = frozenset({"qq"})
     languages: frozenset[str] = frozenset()
 
-    def find(self, norm: Normalised, original: str) -> Iterator[Finding]:
+    def find(self, norm: Normalised, original: str) -> list[Finding]:
         """Digit runs from the shared pass that follow a QQ context word."""
+        out: list[Finding] = []
         text = norm.text
         if "QQ" not in text and "qq" not in text and "Qq" not in text and "qQ" not in text:
-            return
+            return out
         for m in norm.matches(NUMBER_RUNS):
             start, end = m.span()
             if m.lastgroup != "digits" or not 5 <= end - start <= 11 or text[start] == "0":
@@ -91,7 +93,8 @@ class QqRecognizer:
             why = f"QQ number after {ctx.group().strip()!r}"
             # 0.95: right after a QQ word an 11-digit run is a QQ number even if it looks like a
             # mobile number (the phone recogniser gives those 0.9 without phone context)
-            yield finding(norm, start, end, "qq", digits, 0.95, self.name, why)
+            out.append(finding(norm, start, end, "qq", digits, 0.95, self.name, why))
+        return out
 
 
 _WECHAT_ID: Final = (
@@ -122,8 +125,9 @@ class WechatRecognizer:
     categories = frozenset({"wechat"})
     languages: frozenset[str] = frozenset()
 
-    def find(self, norm: Normalised, original: str) -> Iterator[Finding]:
+    def find(self, norm: Normalised, original: str) -> list[Finding]:
         """An id right after the context word; letters-only ids need an explicit ':'/号/是."""
+        out: list[Finding] = []
         text = norm.text
         patterns = []
         if "微信" in text:
@@ -145,9 +149,12 @@ class WechatRecognizer:
                     conf = 0.9 if len(wid) >= 6 else 0.75
                 start, end = m.span("id")
                 why = "WeChat id after the context word"
-                yield finding(norm, start, end, "wechat", wid, conf, self.name, why)
+                out.append(finding(norm, start, end, "wechat", wid, conf, self.name, why))
         if "wxid_" in text:
             for m in _WXID.finditer(text):
-                yield finding(
-                    norm, m.start(), m.end(), "wechat", m.group(), 0.9, self.name, "wxid_ id"
+                out.append(
+                    finding(
+                        norm, m.start(), m.end(), "wechat", m.group(), 0.9, self.name, "wxid_ id"
+                    )
                 )
+        return out

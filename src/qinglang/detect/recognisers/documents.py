@@ -10,7 +10,6 @@ I and O are never used.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Final
 
 from qinglang.detect.findings import Finding
@@ -36,12 +35,13 @@ _PERMIT_CONTEXT: Final = re.compile(
 )
 
 
-def _tokens(norm: Normalised, shortest: int, longest: int) -> Iterator[tuple[int, int, str]]:
+def _tokens(norm: Normalised, shortest: int, longest: int) -> list[tuple[int, int, str]]:
     """(start, end, token) for digit runs of the shared pass with up to two letters before."""
+    out: list[tuple[int, int, str]] = []
     text = norm.text
     runs = norm.matches(NUMBER_RUNS)
     if not runs:
-        return
+        return out
     for m in runs:
         start, end = m.span()
         if (
@@ -57,7 +57,8 @@ def _tokens(norm: Normalised, shortest: int, longest: int) -> Iterator[tuple[int
             i -= 1
         if i > 0 and text[i - 1].isascii() and text[i - 1].isalnum():
             continue
-        yield i, end, text[i:end].upper()
+        out.append((i, end, text[i:end].upper()))
+    return out
 
 
 class PassportRecognizer:
@@ -136,8 +137,9 @@ class LicencePlateRecognizer:
     categories = frozenset({"licence_plate"})
     languages: frozenset[str] = frozenset()
 
-    def find(self, norm: Normalised, original: str) -> Iterator[Finding]:
+    def find(self, norm: Normalised, original: str) -> list[Finding]:
         """Province + city letter + five (or six) characters, at least one of them a digit."""
+        out: list[Finding] = []
         text = norm.text
         for m in _PLATE.finditer(text):
             rest = m.group("rest").replace(" ", "").upper()
@@ -152,4 +154,7 @@ class LicencePlateRecognizer:
                 + "licence plate"
                 + (", context" if near else "")
             )
-            yield finding(norm, m.start(), m.end(), "licence_plate", value, conf, self.name, why)
+            out.append(
+                finding(norm, m.start(), m.end(), "licence_plate", value, conf, self.name, why)
+            )
+        return out

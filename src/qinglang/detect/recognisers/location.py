@@ -81,11 +81,12 @@ class GpsRecognizer:
     categories = frozenset({"gps"})
     languages: frozenset[str] = frozenset()
 
-    def find(self, norm: Normalised, original: str) -> Iterator[Finding]:
+    def find(self, norm: Normalised, original: str) -> list[Finding]:
         """Pairs of decimals in range (0.75 alone, 0.95 with a location word before)."""
+        out: list[Finding] = []
         text = norm.text
         if "." not in text:
-            return
+            return out
         for m in _GPS.finditer(text):
             found = _pair(text, m)
             if found is None:
@@ -97,7 +98,8 @@ class GpsRecognizer:
                 continue  # two decimals separated by a space only: too weak on their own
             conf = 0.95 if near else 0.75
             why = "latitude/longitude pair" + (f", context {near.group()!r}" if near else "")
-            yield finding(norm, start, m.end(), "gps", f"{lat},{lon}", conf, self.name, why)
+            out.append(finding(norm, start, m.end(), "gps", f"{lat},{lon}", conf, self.name, why))
+        return out
 
 
 _CN_SMALL: Final = "一二三四五六七八九十"
@@ -136,6 +138,7 @@ _STOP: Final = frozenset(
     "的在是去到读念了和与跟我你他她们就于从个所这那哪有没为给对把被让其该本各每也都还要想会能说叫住搬由已及或等赴向"
 )
 _CJK: Final = re.compile(f"[{CJK_CLASS}]")
+_SPACES: Final = re.compile(r"\s+")
 
 
 def name_before(text: str, pos: int, longest: int = 12) -> int:
@@ -189,7 +192,7 @@ class AddressRecognizer:
             else:
                 spans.append((start, end, kind))
         for start, end, kind in spans:
-            value = re.sub(r"\s+", "" if kind != "en" else " ", text[start:end]).strip()
+            value = _SPACES.sub("" if kind != "en" else " ", text[start:end]).strip()
             why = {
                 "bur": "building/unit/room",
                 "street": "street and number",

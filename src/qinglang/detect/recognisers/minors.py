@@ -35,6 +35,9 @@ __all__ = [
     "SchoolRecognizer",
 ]
 
+_SPACE: Final = re.compile(r"\s")
+_SPACES: Final = re.compile(r"\s+")
+
 # ----------------------------------------------------------------------------- age statements
 
 _LETTER: Final = "[A-Za-z]"
@@ -86,18 +89,22 @@ _EN_NUM: Final = (
 )
 _AGE_EN: Final = re.compile(
     r"[IiOoAaTt0-9]"
+    r"(?:(?<=[0-9])(?<![A-Za-z0-9.].)[0-9]?\s*(?:(?P<b>-?\s*(?i:years?|yrs?)\s*-?\s*(?i:old))"
+    r"|(?P<c>(?i:yo|y/o|y\.o\.)))(?![A-Za-z])"
+    # the letters after one test: a digit (most candidates) fails the two above and this one
+    r"|(?<=[IiOoAaTt])"
     r"(?:(?<=[Ii])(?<![A-Za-z].)(?i:'?m|\s+am)\s+(?i:only\s+|just\s+|now\s+|almost\s+"
     rf"|nearly\s+)?(?P<a>(?i:{_EN_NUM}))(?![0-9A-Za-z])"
     r"(?=\s*(?i:y(?:ears?|rs?)?\s*(?:old|o)\b|y/o)|\s*[.!?,;)~&]|\s*(?![^\x00])|\s+(?i:and|but|so|lol"
     r"|lmao|btw|too|now|yet|haha|rn|girl|boy|in|from|here)\b)"
-    r"|(?<=[0-9])(?<![A-Za-z0-9.].)[0-9]?\s*(?:(?P<b>-?\s*(?i:years?|yrs?)\s*-?\s*(?i:old))"
-    r"|(?P<c>(?i:yo|y/o|y\.o\.)))(?![A-Za-z])"
     r"|(?<=[Oo])(?P<old>(?i:ld))(?![A-Za-z])"
     r"|(?<=[Aa])(?<![A-Za-z].)(?i:ged?)\s*:?\s*(?P<d>[0-9]{1,2})(?![0-9])"
     r"|(?<=[Tt])(?<![A-Za-z].)(?i:urn(?:ed|ing))\s+"
-    rf"(?P<e>(?i:{_EN_NUM}))(?![A-Za-z0-9]))"
+    rf"(?P<e>(?i:{_EN_NUM}))(?![A-Za-z0-9])))"
 )
 """English age statements in one pass: I'm 13 · 13 years old · 13yo · aged 13 · turned 13."""
+_AGE_EN_LETTER: Final = re.compile("[MmYyLlGgUu]")
+"""A letter that every match of _AGE_EN holds: 'm, am, years, yrs, yo, old, aged, turned."""
 _WORD_YEARS_OLD: Final = re.compile(
     rf"(?<![A-Za-z])(?P<b>(?i:{_EN_NUM[3:-1]}))\s*-?\s*(?i:years?|yrs?)\s*-?\s*(?i:old)$"
 )
@@ -143,37 +150,45 @@ class AgeRecognizer:
         out: list[Finding] = []
         if "zh" in norm.languages and ("岁" in text or "后" in text or "成年" in text):
             out.extend(self._zh(norm))
-        if "en" in norm.languages and _AGE_EN.search(text) is not None:
+        if (
+            "en" in norm.languages
+            and _AGE_EN_LETTER.search(text) is not None
+            and _AGE_EN.search(text) is not None
+        ):
             out.extend(self._en(norm))
         return out
 
-    def _zh(self, norm: Normalised) -> Iterator[Finding]:
+    def _zh(self, norm: Normalised) -> list[Finding]:
+        out: list[Finding] = []
         text = norm.text
         if "后" in text:
             for m in _GENERATION.finditer(text):
                 f = self._generation(norm, m)
                 if f is not None:
-                    yield f
+                    out.append(f)
         if "成年" in text:
             for m in _MINOR_STATEMENT.finditer(text):
                 signal = MinorSignal(None, f"states being a minor: {m.group()!r}")
-                yield finding(
-                    norm,
-                    m.start(),
-                    m.end(),
-                    "age",
-                    "<18",
-                    0.85,
-                    self.name,
-                    "minor statement",
-                    signal,
+                out.append(
+                    finding(
+                        norm,
+                        m.start(),
+                        m.end(),
+                        "age",
+                        "<18",
+                        0.85,
+                        self.name,
+                        "minor statement",
+                        signal,
+                    )
                 )
         pos = text.find("岁")
         while pos >= 0:
             f = self._years(norm, pos)
             if f is not None:
-                yield f
+                out.append(f)
             pos = text.find("岁", pos + 1)
+        return out
 
     def _years(self, norm: Normalised, pos: int) -> Finding | None:
         """An age statement ending with the 岁 at `pos`, if the numeral before it is one."""
@@ -188,7 +203,7 @@ class AgeRecognizer:
         if text[end : end + 1] == "半":
             end += 1
         tail = text[end : end + 3]
-        if any(tail.startswith(s) for s in _AGE_AFTER_SKIP):
+        if tail.startswith(_AGE_AFTER_SKIP):
             return None  # a range or a rule ("12岁以下"), not someone's age
         if start > 0 and text[start - 1] in _RANGE_BEFORE:
             return None
@@ -326,16 +341,21 @@ _BIRTHDAY_EN: Final = re.compile(
 )
 
 
+_YMD_COMPACT: Final = re.compile(r"((?:19|20)[0-9]{2})([0-9]{2})([0-9]{2})")
+_YMD_SEPARATED: Final = re.compile(r"((?:19|20)[0-9]{2})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})")
+_YMD_ZH: Final = re.compile(r"(?:((?:19|20)[0-9]{2})年)?(?:([^年月]+)月(?:([^月日号]+)[日号]?)?)?")
+
+
 def _zh_date(s: str) -> tuple[int | None, int | None, int | None]:
     """(year, month, day) of a Chinese-style date; missing parts None."""
     s = s.replace(" ", "")
-    m = re.fullmatch(r"((?:19|20)[0-9]{2})([0-9]{2})([0-9]{2})", s)
+    m = _YMD_COMPACT.fullmatch(s)
     if m:
         return int(m.group(1)), int(m.group(2)), int(m.group(3))
-    m = re.fullmatch(r"((?:19|20)[0-9]{2})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})", s)
+    m = _YMD_SEPARATED.fullmatch(s)
     if m:
         return int(m.group(1)), int(m.group(2)), int(m.group(3))
-    m = re.fullmatch(r"(?:((?:19|20)[0-9]{2})年)?(?:([^年月]+)月(?:([^月日号]+)[日号]?)?)?", s)
+    m = _YMD_ZH.fullmatch(s)
     if m:
         year = int(m.group(1)) if m.group(1) else None
         month = cn_int(m.group(2)) if m.group(2) else None
@@ -347,7 +367,7 @@ def _zh_date(s: str) -> tuple[int | None, int | None, int | None]:
 def _en_date(s: str) -> tuple[int | None, int | None, int | None]:
     """(year, month, day) of an English-style date (M/D/Y unless the first number is > 12)."""
     s = s.strip().lower()
-    m = re.fullmatch(r"((?:19|20)[0-9]{2})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})", s)
+    m = _YMD_SEPARATED.fullmatch(s)
     if m:
         return int(m.group(1)), int(m.group(2)), int(m.group(3))
     m = re.fullmatch(r"([0-9]{1,2})[-/.]([0-9]{1,2})[-/.]((?:19|20)[0-9]{2})", s)
@@ -418,14 +438,29 @@ class BirthdayRecognizer:
                     out.append(f)
         return out
 
-    def _zh(self, norm: Normalised) -> Iterator[Finding]:
+    def _zh(self, norm: Normalised) -> list[Finding]:
+        out: list[Finding] = []
+        text = norm.text
+        if "生" in text or "出世" in text:  # in every word of _BIRTHDAY_ZH and _BORN_AFTER_ZH
+            out.extend(self._zh_words(norm))
+        if "我是" in text:
+            for m in _BIRTH_YEAR_ZH.finditer(text):
+                ymd = (int(m.group("year")), None, None)
+                f = self._finding(norm, m.span("year"), ymd, m.group())
+                if f is not None:
+                    out.append(f)
+        return out
+
+    def _zh_words(self, norm: Normalised) -> list[Finding]:
+        """Dates after a birth word, and before one."""
+        out: list[Finding] = []
         text = norm.text
         ends: list[int] = []  # of the birth-word-first findings, in order
         for m in _BIRTHDAY_ZH.finditer(text):
             f = self._finding(norm, m.span("date"), _zh_date(m.group("date")), m.group())
             if f is not None:
                 ends.append(m.end())
-                yield f
+                out.append(f)
         for m in _BORN_AFTER_ZH.finditer(text):
             # a date before the birth word is not read before the end of the last birth-word-
             # first finding of the same text (texts that scan_many joins end at a NUL)
@@ -442,13 +477,8 @@ class BirthdayRecognizer:
                 said = text[d.start() : m.end()]
                 f = self._finding(norm, d.span("date"), _zh_date(d.group("date")), said)
                 if f is not None:
-                    yield f
-        if "我是" in text:
-            for m in _BIRTH_YEAR_ZH.finditer(text):
-                ymd = (int(m.group("year")), None, None)
-                f = self._finding(norm, m.span("year"), ymd, m.group())
-                if f is not None:
-                    yield f
+                    out.append(f)
+        return out
 
     def _finding(
         self,
@@ -559,7 +589,7 @@ class GradeClassRecognizer:
             out.extend(self._en(norm))
         return out
 
-    def _zh(self, norm: Normalised) -> Iterator[Finding]:
+    def _zh(self, norm: Normalised) -> list[Finding]:
         text = norm.text
         found: list[tuple[int, int, float, MinorSignal]] = []
         pos = text.find("年级")
@@ -577,7 +607,7 @@ class GradeClassRecognizer:
                     c = _CLASS_AFTER.match(text, end)
                     if c is not None:
                         end = c.end()
-                    label = re.sub(r"\s", "", text[m.start() : end])
+                    label = _SPACE.sub("", text[m.start() : end])
                     conf = 0.9 if c else 0.8
                     found.append((m.start(), end, conf, _grade_signal(grade, label)))
             pos = text.find("年级", pos + 2)
@@ -594,40 +624,45 @@ class GradeClassRecognizer:
                         continue
                 g = cn_int(m.group("g"))
                 grade = None if g is None else g + _LEVEL_OFFSET[text[start]]
-                label = re.sub(r"\s", "", m.group())
+                label = _SPACE.sub("", m.group())
                 found.append((start, end, 0.9 if has_class else 0.75, _grade_signal(grade, label)))
         if "幼儿园" in text:
             for m in _KINDERGARTEN.finditer(text):
-                label = re.sub(r"\s", "", m.group())
+                label = _SPACE.sub("", m.group())
                 signal = MinorSignal(None, f"{label}: kindergarten, usually 3–6 years old")
                 found.append((m.start(), m.end(), 0.85, signal))
-        if "学" in text or "中" in text:
+        if "学生" in text or "中生" in text:  # in every word of _PUPIL
             for m in _PUPIL.finditer(text):
                 if _PUPIL_SUBJECT.search(text, max(0, m.start() - 6), m.start()):
                     found.append((m.start(), m.end(), 0.8, _grade_signal(None, m.group())))
+        if "小学" in text or "初中" in text or "高中" in text:  # in every match of _ATTEND
             for m in _ATTEND.finditer(text):
                 found.append((m.start(), m.end(), 0.7, _grade_signal(None, m.group())))
-        yield from self._emit(norm, found, "")
+        return self._emit(norm, found, "")
 
     def _emit(
         self, norm: Normalised, found: list[tuple[int, int, float, MinorSignal]], space: str
-    ) -> Iterator[Finding]:
+    ) -> list[Finding]:
         """Findings for the spans found; the value is the span with white space folded."""
+        out: list[Finding] = []
         for start, end, conf, signal in found:
-            label = re.sub(r"\s+", space, norm.text[start:end])
-            yield finding(
-                norm,
-                start,
-                end,
-                "grade_class",
-                label,
-                conf,
-                self.name,
-                "school grade/class",
-                signal,
+            label = _SPACES.sub(space, norm.text[start:end])
+            out.append(
+                finding(
+                    norm,
+                    start,
+                    end,
+                    "grade_class",
+                    label,
+                    conf,
+                    self.name,
+                    "school grade/class",
+                    signal,
+                )
             )
+        return out
 
-    def _en(self, norm: Normalised) -> Iterator[Finding]:
+    def _en(self, norm: Normalised) -> list[Finding]:
         text = norm.text
         found: list[tuple[int, int, float, MinorSignal]] = []
         for m in _GRADE_EN.finditer(text):
@@ -645,11 +680,11 @@ class GradeClassRecognizer:
                     conf = 0.8 if before_ok or text[start] == "G" else 0.6
                 else:
                     continue
-                label = re.sub(r"\s+", " ", text[start:end])
+                label = _SPACES.sub(" ", text[start:end])
                 found.append((start, end, conf, _grade_signal(grade or None, label)))
             elif kind == "year":
                 before_ok = _EN_BEFORE_OK.search(text, max(0, start - 14), start) is not None
-                label = re.sub(r"\s+", " ", m.group())
+                label = _SPACES.sub(" ", m.group())
                 conf = 0.8 if before_ok or text[start] == "Y" else 0.5
                 found.append((start, end, conf, _grade_signal(int(m.group("year")), label, 5)))
             elif kind == "kg":
@@ -661,9 +696,9 @@ class GradeClassRecognizer:
                 if before is None or (after is None and " in " not in before.group()):
                     continue
                 end = after.end() if after is not None else end
-                label = re.sub(r"\s+", " ", text[before.start() : end])
+                label = _SPACES.sub(" ", text[before.start() : end])
                 found.append((before.start(), end, 0.8, _grade_signal(None, label)))
-        yield from self._emit(norm, found, " ")
+        return self._emit(norm, found, " ")
 
 
 # ----------------------------------------------------------------------------- school names
@@ -722,7 +757,7 @@ class SchoolRecognizer:
                 end = pos + 6
                 name = _SCHOOL_EN.search(text, max(0, pos - 80), pos)
                 if name is not None and not text[end : end + 1].isalpha():
-                    value = re.sub(r"\s+", " ", text[name.start() : end])
+                    value = _SPACES.sub(" ", text[name.start() : end])
                     why = "school name"
                     yield finding(norm, name.start(), end, "school", value, 0.6, self.name, why)
                 pos = text.find("School", end)

@@ -49,8 +49,16 @@ _CN_MOBILE: Final = re.compile(r"(?:0086|86)?(1[3-9][0-9]{9})")
 _CN_LANDLINE: Final = re.compile(r"0[1-9][0-9]{8,10}")
 
 
+_LUHN_DOUBLED: Final = str.maketrans("0123456789", "0246813579")
+"""Each digit doubled, less 9 above 9."""
+
+
 def luhn_ok(digits: str) -> bool:
     """Whether a digit string passes the Luhn check."""
+    if digits.isascii() and digits.isdigit():  # the digit sums of the byte values, in C
+        odd = digits[-1::-2].encode()
+        even = digits[-2::-2].translate(_LUHN_DOUBLED).encode()
+        return (sum(odd) + sum(even) - 48 * len(digits)) % 10 == 0
     total = 0
     for i, c in enumerate(reversed(digits)):
         d = ord(c) - 48
@@ -123,6 +131,7 @@ def _phone(digits: str, plus: bool, regions: tuple[str, ...]) -> tuple[str, str,
 
 
 _CN_FIRST: Final = ("CN", "US", "GB")
+_CN_ONLY: Final = ("CN",)
 _EN_FIRST: Final = ("US", "GB", "CN")
 _CJK: Final = re.compile("[\u3400-\u9fff]")
 _LATIN: Final = re.compile("[A-Za-z]")
@@ -170,7 +179,8 @@ class NumberRecognizer:
             if m.lastgroup != "digits":
                 continue
             start, end = m.span()
-            regions = _regions(norm, start, end)
+            # (a run shorter than seven digits, and every part of it, is no number of interest)
+            regions = _regions(norm, start, end) if end - start >= 7 else _CN_ONLY
             f = self._classify(norm, start, end, regions)
             if f is not None:
                 out.append(f)
