@@ -172,3 +172,20 @@ def test_plans_follow_categories_and_languages() -> None:
     registry.remove("numbers")
     assert "numbers" not in {r.name for r in registry.plan(STRUCTURED, zh).recognizers}
     assert registry.plan(phone, zh).recognizers == ()
+
+
+def test_batched_scan_reads_numbers_in_each_texts_own_languages() -> None:
+    """A Chinese text batched with an English one gets the same findings as alone."""
+    from qinglang.detect import scan, scan_many
+
+    zh = "联系方式：壹玖壹贰肆捌捌壹叁伍"
+    texts = [zh, "call me at home, I'm around"]
+    assert scan_many(texts) == [scan(t) for t in texts]
+
+
+def test_a_birth_date_before_chushi_is_found() -> None:
+    """出世 (was born) after a date, with no 生 in the text, is a birth date."""
+    from qinglang.detect import scan
+
+    found = [f for f in scan("2012年3月5日出世") if f.category == "birthday"]
+    assert found and found[0].minor_signal is not None

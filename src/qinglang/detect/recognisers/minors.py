@@ -398,7 +398,7 @@ class BirthdayRecognizer:
 
     name = "birthday"
     batch_safe = True
-    triggers = (DIGITS + "年月", "生诞是" + LETTERS)
+    triggers = (DIGITS + "年月", "生诞是世" + LETTERS)  # 世: 出世
     anchors = (
         # _BIRTHDAY_ZH: a birth word (生日, 生于, 生辰, 诞生于; 出生…), at most three more of
         # its characters and three fillers, then the date's first character

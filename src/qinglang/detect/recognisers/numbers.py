@@ -18,7 +18,7 @@ import phonenumbers
 
 from qinglang.age import is_valid, validate
 from qinglang.detect.findings import Finding
-from qinglang.detect.normalise import Normalised
+from qinglang.detect.normalise import Normalised, detect_languages
 from qinglang.detect.recognisers._base import DIGITS, birth_signal, context, finding
 
 __all__ = ["NUMBER_RUNS", "IpAddressRecognizer", "NumberRecognizer", "luhn_ok"]
@@ -143,11 +143,19 @@ def _regions(norm: Normalised, start: int, end: int) -> tuple[str, ...]:
     Decided from 40 characters either side (not past a NUL, which separates batched texts).
     """
     langs = norm.languages
+    text = norm.text
+    if "zh" in langs and "en" in langs:
+        # in a batch (texts joined by NUL) the languages are the whole batch's: take this
+        # text's own, as a scan of it alone would (explicit languages are never both)
+        seg_lo = text.rfind("\x00", 0, start) + 1
+        seg_hi = text.find("\x00", end)
+        seg_hi = len(text) if seg_hi < 0 else seg_hi
+        if seg_lo > 0 or seg_hi < len(text):
+            langs = detect_languages(text[seg_lo:seg_hi])
     if "zh" not in langs:
         return _EN_FIRST if "en" in langs else ("CN",)
     if "en" not in langs:
         return ("CN",)
-    text = norm.text
     lo = max(start - 40, text.rfind("\x00", max(0, start - 40), start) + 1)
     hi = text.find("\x00", end, end + 40)
     hi = end + 40 if hi < 0 else hi
