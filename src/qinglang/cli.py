@@ -20,6 +20,7 @@ from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
 from qinglang.commands import (
     age,
     consents,
+    console,
     events,
     keys,
     ledger,
@@ -72,6 +73,7 @@ for _name, _module in (
     ("risk", risk),
     ("age", age),
     ("realname", realname),
+    ("console", console),
 ):
     app.add_typer(_module.app, name=_name)
 
@@ -89,7 +91,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
     log_level: str = "warning",
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs)."""
+    """Run the HTTP API (OpenAPI at /docs) and the web console (/console)."""
     import uvicorn
 
     from qinglang.api.service import Service, Settings
@@ -99,7 +101,9 @@ def serve(
         Service(Settings.from_env())  # migrate once and fail early on a bad URL
     except Exception as exc:
         fail(f"cannot open database {db}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
-    err.print(f"qinglang API on http://{host}:{port}  (docs: /docs, database: {db})")
+    err.print(
+        f"qinglang API on http://{host}:{port}  (docs: /docs, console: /console, database: {db})"
+    )
     uvicorn.run(
         "qinglang.api.app:app_from_env",
         factory=True,

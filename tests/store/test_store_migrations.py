@@ -52,6 +52,10 @@ TABLES = {
     "realname_checks",
     "game_sessions",
     "realname_outbox",
+    "console_users",
+    "console_sessions",
+    "login_attempts",
+    "guardian_link_codes",  # 0008, the guardian portal
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from qinglang import __version__
+from qinglang import __version__, web
 from qinglang.api import problems
 from qinglang.api.routers import (
     accounts,
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         realname.router,
     ):
         app.include_router(r)
+    web.mount(app)  # the web console under /console (docs/console.md)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -318,6 +318,37 @@ def _hold_reason(reason: str) -> str:
     return text
 
 
+def _change_hold(
+    alert_id: str,
+    reviewer: str,
+    reason: str,
+    db: str,
+    platform: str | None,
+    as_json: bool,
+    release: bool,
+) -> None:
+    """Set or release an alert's legal hold and say what happened (audited by the store)."""
+    from qinglang.review.actions import ActionError
+    from qinglang.store import review as store_review
+
+    name, text = _reviewer(reviewer), _hold_reason(reason)
+    change = store_review.release_hold if release else store_review.set_hold
+    service, p = _open(db, platform)
+    try:
+        with service.tx(write=True) as s:
+            result = change(s, _alert(s, p, alert_id, True), name, text, _now())
+    except ActionError as exc:
+        fail(f"{exc.field}: {exc.message}")
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    seq = result["action"]["ledger_seq"]
+    if release:
+        _say(f"legal hold on {alert_id} released by {name}, ledger entry {seq} (review.release)")
+    else:
+        _say(f"evidence of {alert_id} under legal hold by {name}, ledger entry {seq} (review.hold)")
+
+
 @app.command("hold")
 def hold(
     alert_id: AlertArg,
@@ -328,23 +359,7 @@ def hold(
     as_json: JsonOpt = False,
 ) -> None:
     """Put an alert's evidence under legal hold (audited as review.hold) until released."""
-    from qinglang.review.actions import ActionError
-    from qinglang.store import review as store_review
-
-    name, text = _reviewer(reviewer), _hold_reason(reason)
-    service, p = _open(db, platform)
-    try:
-        with service.tx(write=True) as s:
-            result = store_review.set_hold(s, _alert(s, p, alert_id, True), name, text, _now())
-    except ActionError as exc:
-        fail(f"{exc.field}: {exc.message}")
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-        return
-    _say(
-        f"evidence of {alert_id} under legal hold by {name}, "
-        f"ledger entry {result['action']['ledger_seq']} (review.hold)"
-    )
+    _change_hold(alert_id, reviewer, reason, db, platform, as_json, release=False)
 
 
 @app.command("release")
@@ -357,20 +372,4 @@ def release(
     as_json: JsonOpt = False,
 ) -> None:
     """Release an alert's legal hold (audited as review.release); retention may then purge."""
-    from qinglang.review.actions import ActionError
-    from qinglang.store import review as store_review
-
-    name, text = _reviewer(reviewer), _hold_reason(reason)
-    service, p = _open(db, platform)
-    try:
-        with service.tx(write=True) as s:
-            result = store_review.release_hold(s, _alert(s, p, alert_id, True), name, text, _now())
-    except ActionError as exc:
-        fail(f"{exc.field}: {exc.message}")
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-        return
-    _say(
-        f"legal hold on {alert_id} released by {name}, "
-        f"ledger entry {result['action']['ledger_seq']} (review.release)"
-    )
+    _change_hold(alert_id, reviewer, reason, db, platform, as_json, release=True)

@@ -591,6 +591,8 @@ class Alert(Base):
         CheckConstraint(_in("level", ALERT_LEVELS), name="level"),
         CheckConstraint(_in("status", ALERT_STATUSES), name="status"),
         CheckConstraint(_in("priority", ALERT_PRIORITIES), name="priority"),
+        # the compliance dashboard counts a platform's alerts per period
+        Index("ix_alerts_platform_id_raised_at", "platform_id", "raised_at"),
         Index(None, "platform_id", "status", "due_at"),
         Index(None, "platform_id", "sender"),
     )
@@ -778,6 +780,10 @@ class AgeAssessmentEvent(Base):
     """One transition of an age assessment: who, when, why; the ledger holds its audit entry."""
 
     __tablename__ = "age_assessment_events"
+    __table_args__ = (
+        # the compliance dashboard counts a platform's transitions per period
+        Index("ix_age_assessment_events_platform_id_at", "platform_id", "at"),
+    )
 
     id: Mapped[int] = _id()
     platform_id: Mapped[int] = _platform_fk()
@@ -885,4 +891,98 @@ class RealNameOutbox(Base):
     #: Set when the system rejected this item for good (kept for inspection, never resent).
     errcode: Mapped[int | None] = mapped_column(Integer)
     errmsg: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+
+# ---------------------------------------------------------------- web console
+
+CONSOLE_ROLES: Final = ("platform_admin", "reviewer", "compliance", "guardian")
+
+
+class ConsoleUser(Base):
+    """A person who signs in to the web console: one platform, one role; guardians are tied to
+    their ``guardians`` row. Only an argon2id hash of the password is kept."""
+
+    __tablename__ = "console_users"
+    __table_args__ = (
+        CheckConstraint(_in("role", CONSOLE_ROLES), name="role"),
+        CheckConstraint(
+            "(role = 'guardian' AND guardian_id IS NOT NULL) "
+            "OR (role <> 'guardian' AND guardian_id IS NULL)",
+            name="guardian",
+        ),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("platforms.id", ondelete="CASCADE"), index=True
+    )
+    #: Lower-case, unique across platforms (the login form asks for nothing else).
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    guardian_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("guardians.id", ondelete="CASCADE"), index=True
+    )
+    #: Consecutive failed logins since the last success or unlock.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    def __repr__(self) -> str:
+        return f"ConsoleUser(id={self.id!r}, username={self.username!r}, role={self.role!r})"
+
+
+class ConsoleSession(Base):
+    """A signed-in console session: only the SHA-256 of the cookie's token is kept."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = _id()
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("console_users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The session's CSRF token (sent back in forms and the X-CSRF-Token header).
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Absolute end of the session, whatever its activity.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class LoginAttempt(Base):
+    """One console login attempt, for throttling: a digest of the username, never the name."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index(None, "username_hash", "at"),
+        Index(None, "address", "at"),
+    )
+
+    id: Mapped[int] = _id()
+    #: SHA-256 of the lower-cased username as typed (known or not).
+    username_hash: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    succeeded: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GuardianLinkCode(Base):
+    """A one-time code the platform shows in a child's own app; a guardian who links the child
+    in the console must give it, proving access to the child's account (only its hash is kept)."""
+
+    __tablename__ = "guardian_link_codes"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()

@@ -25,7 +25,7 @@ from qinglang.api.service import now_utc, require_account
 from qinglang.consent.notices import NoticeError
 from qinglang.consent.verify import VerificationError, verify_guardian
 from qinglang.store import consents as store
-from qinglang.store import id_number_digest, ledger, repo
+from qinglang.store import id_number_digest, ledger, linkcodes, repo
 from qinglang.store.models import Consent, Guardian, Notice, Platform
 
 router = APIRouter(tags=["consent"])
@@ -200,6 +200,24 @@ def link_child(guardian: str, body: LinkIn, platform: PlatformDep, service: Serv
             verified_at=link.verified_at,
             evidence=dict(link.evidence or {}),
         )
+
+
+class LinkCodeOut(BaseModel):
+    """A one-time code for the child's own app; a guardian linking in the console types it."""
+
+    account: str
+    code: str
+    expires_at: datetime
+
+
+@router.post("/v1/accounts/{account}/guardian-link-codes", status_code=201)
+def issue_link_code(account: str, platform: PlatformDep, service: ServiceDep) -> LinkCodeOut:
+    """Issue a one-time guardian link code for this account (show it in the child's app)."""
+    at = now_utc()
+    with service.tx(write=True) as s:
+        child = require_account(s, platform, account, "account")
+        code, expires = linkcodes.issue(s, service.keys, child, at)
+        return LinkCodeOut(account=child.external_id, code=code, expires_at=expires)
 
 
 @router.delete("/v1/guardians/{guardian}/children/{account}", status_code=204)
