@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 MEDIA_TYPE = "application/problem+json"
+SCHEMA_REF = "#/components/schemas/Problem"
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem document; `errors` names the offending fields.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string", "example": "about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "the request path"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "description": "one error: usually the field and the message, at times more",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "index": {"type": "integer"},
+                },
+                "additionalProperties": True,
+            },
+        },
+    },
+}
+DESCRIPTIONS = {
+    400: "Invalid JSON",
+    401: "Missing, invalid or revoked API key",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Payload too large",
+    422: "Invalid request",
+    502: "The upstream system failed",
+    504: "The upstream system timed out",
+}
 
 
 class Problem(Exception):
@@ -64,6 +104,17 @@ def unauthorised(detail: str) -> Problem:
     )
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses: problem documents."""
+    return {
+        status: {
+            "description": DESCRIPTIONS[status],
+            "content": {MEDIA_TYPE: {"schema": {"$ref": SCHEMA_REF}}},
+        }
+        for status in statuses
+    }
+
+
 def problem_response(p: Problem, request: Request) -> JSONResponse:
     """Render a problem document."""
     body: dict[str, Any] = {
@@ -85,8 +136,49 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the request's path: as the OpenAPI document declares them (where a
+    concrete path such as /v1/age/score beats a template such as /v1/age/{account}), else
+    every method some route serves there."""
+    path = request.url.path
+    documented: dict[str, Any] = request.app.openapi().get("paths", {})
+    candidates = [t for t in documented if _template(t).fullmatch(path)]
+    if candidates:
+        best = min(candidates, key=lambda t: (t.count("{"), t))
+        return [m for m in _METHODS if m.lower() in documented[best]]
+    routes = request.app.router.routes
+    return [
+        m
+        for m in _METHODS
+        if any(r.matches({**request.scope, "method": m})[0] is Match.FULL for r in routes)
+    ]
+
+
+def _template(path: str) -> re.Pattern[str]:
+    """A regular expression matching the paths of an OpenAPI path template."""
+    parts = re.split(r"(\{[^}/]+\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Add the Problem schema to the app's OpenAPI document (the routes' responses refer to it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = build()
+            doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
     """Register handlers so that every error leaves as problem+json, never as a stack trace."""
+    _document_problems(app)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -105,8 +197,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, say)
+            msg = f"request body is not valid JSON ({exc.detail})"
+            return problem_response(field_problem(400, "body", msg, "Invalid JSON"), request)
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-        return problem_response(Problem(exc.status_code, title, str(exc.detail)), request)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem_response(
+            Problem(exc.status_code, title, str(exc.detail), None, headers), request
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

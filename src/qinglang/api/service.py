@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Path
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, object_session
 from starlette.concurrency import run_in_threadpool
@@ -294,6 +297,48 @@ def item_flags(
         elif f.kind == "commercial":
             commercial = True
     return ItemFlags(owner.external_id, minor_pi, unsuitable, commercial, push)
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _date_text(value: Any) -> Any:
+    """An RFC 3339 date (2015-04-01) read as a date: never a number read as a timestamp."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+def _datetime_text(value: Any) -> Any:
+    """An RFC 3339 date-time read as a datetime: never a bare number read as a timestamp."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+        raise ValueError("must be a date-time as YYYY-MM-DDTHH:MM:SS with Z or an offset")
+    return datetime.fromisoformat(value.upper())
+
+
+def _storable(value: datetime) -> datetime:
+    """The instant, if it has a UTC equivalent (datetimes are stored in UTC)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_date_text)]
+"""A request's date: YYYY-MM-DD (422 naming it otherwise)."""
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_datetime_text), AfterValidator(_storable)]
+"""A request's instant: RFC 3339 with a UTC offset, representable in UTC (422 naming it
+otherwise)."""
+
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A row id in a path: a positive 64-bit integer, as the database stores it."""
 
 
 def now_utc() -> datetime:

@@ -9,18 +9,23 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from qinglang.age import AgeClaim, AgeSource, InvalidIdentityNumber, best_claim, validate
-from qinglang.api.deps import PlatformDep, ServiceDep
-from qinglang.api.problems import field_problem, identity_number_problem
-from qinglang.api.service import now_utc, require_account
+from qinglang.api.deps import PlatformDep, ServiceDep, storable_text
+from qinglang.api.problems import error_responses, field_problem, identity_number_problem
+from qinglang.api.service import Day, now_utc, require_account
 from qinglang.guard import Profile
 from qinglang.store import id_number_digest, repo
 from qinglang.store.models import Account
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(
+    prefix="/v1/accounts",
+    tags=["accounts"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 AgeSourceName = Literal["verified", "guardian_declared", "self_declared", "inferred"]
 ExternalId = Field(min_length=1, max_length=200)
@@ -29,12 +34,12 @@ ExternalId = Field(min_length=1, max_length=200)
 class AccountIn(BaseModel):
     """An account's age facts: an identity number, or a birth date (and sex) with its source."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     identity_number: str | None = Field(
         default=None, description="18- or 15-digit number; never stored"
     )
-    birth_date: date | None = None
+    birth_date: Day | None = None
     sex: Literal["M", "F"] | None = None
     age_source: AgeSourceName | None = Field(
         default=None, description="defaults to self_declared when age facts are given"
@@ -110,7 +115,7 @@ def _age_facts(body: AccountIn) -> dict[str, Any]:
     return facts
 
 
-@router.put("/{external_id}")
+@router.put("/{external_id}", responses=error_responses(400, 404, 409, 422))
 def upsert_account(
     external_id: str, body: AccountIn, platform: PlatformDep, service: ServiceDep
 ) -> AccountOut:
@@ -149,7 +154,7 @@ def _outranked(stored: Account | None, facts: dict[str, Any]) -> bool:
     return best_claim([old, new]) is old
 
 
-@router.get("/{external_id}")
+@router.get("/{external_id}", responses=error_responses(404, 409, 422))
 def get_account(external_id: str, platform: PlatformDep, service: ServiceDep) -> AccountOut:
     """An account with its protection profile."""
     with service.tx() as s:
@@ -157,7 +162,7 @@ def get_account(external_id: str, platform: PlatformDep, service: ServiceDep) ->
     return account_out(account, service.profile(platform, account))
 
 
-@router.put("/{external_id}/settings")
+@router.put("/{external_id}/settings", responses=error_responses(400, 404, 409, 422))
 def put_settings(
     external_id: str, settings: dict[str, Any], platform: PlatformDep, service: ServiceDep
 ) -> AccountOut:

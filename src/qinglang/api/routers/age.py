@@ -13,20 +13,25 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from qinglang.age import InvalidIdentityNumber, validate
 from qinglang.age.infer import RecordError, parse_record, score_record
 from qinglang.age.suspicion import SUSPECTED_STATES, State, TransitionError
-from qinglang.api.deps import ApiKeyDep, ServiceDep
-from qinglang.api.problems import Problem, field_problem, identity_number_problem
-from qinglang.api.service import Service, now_utc, require_account
+from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
+from qinglang.api.problems import Problem, error_responses, field_problem, identity_number_problem
+from qinglang.api.service import Day, Service, now_utc, require_account
 from qinglang.store import assessments, id_number_digest
 from qinglang.store.models import Account, AgeAssessment, AgeAssessmentEvent, Platform
 
-router = APIRouter(prefix="/v1/age", tags=["age"])
+router = APIRouter(
+    prefix="/v1/age",
+    tags=["age"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
@@ -46,7 +51,7 @@ SUSPECTED_NOTICE = {
 class Strict(BaseModel):
     """Request bodies reject unknown fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ScoreIn(Strict):
@@ -60,7 +65,7 @@ class ScoreIn(Strict):
     comments: list[Any] | None = None
     events: list[Any] | None = None
     friends_minor_share: float | None = None
-    as_of: date | None = None
+    as_of: Day | None = None
 
 
 class VerifyIn(Strict):
@@ -69,7 +74,7 @@ class VerifyIn(Strict):
     method: Literal["id_number", "attestation"]
     id_number: str | None = Field(default=None, description="18- or 15-digit; never stored")
     reference: str | None = Field(default=None, max_length=128, description="KYC reference")
-    birth_date: date | None = Field(default=None, description="the attested birth date")
+    birth_date: Day | None = Field(default=None, description="the attested birth date")
     verified_by: Name
 
 
@@ -149,7 +154,7 @@ def _transition_problem(exc: TransitionError) -> Problem:
     )
 
 
-@router.post("/score")
+@router.post("/score", responses=error_responses(400, 404, 409, 422))
 async def score_account(body: ScoreIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Score an account: the estimate, and the assessment (suspected at the threshold)."""
     record = body.model_dump(exclude_none=True, mode="json")
@@ -180,7 +185,7 @@ async def score_account(body: ScoreIn, key: ApiKeyDep, service: ServiceDep) -> d
     return await service.run_write(key, work)
 
 
-@router.get("/{account}")
+@router.get("/{account}", responses=error_responses(404, 409, 422))
 async def get_assessment(account: str, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """An account's assessment, the profile it yields, and its transition history."""
 
@@ -217,7 +222,7 @@ def _verified_facts(body: VerifyIn) -> dict[str, Any]:
     return {"birth_date": body.birth_date}
 
 
-@router.post("/{account}/verify")
+@router.post("/{account}/verify", responses=error_responses(400, 404, 409, 422))
 async def verify_account(
     account: str, body: VerifyIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -249,7 +254,7 @@ async def verify_account(
     return await service.run_write(key, work)
 
 
-@router.post("/{account}/appeal")
+@router.post("/{account}/appeal", responses=error_responses(400, 404, 409, 422))
 async def appeal_account(
     account: str, body: AppealIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -266,7 +271,7 @@ async def appeal_account(
     return await service.run_write(key, work)
 
 
-@router.post("/{account}/appeal/decide")
+@router.post("/{account}/appeal/decide", responses=error_responses(400, 404, 409, 422))
 async def decide_appeal(
     account: str, body: DecideIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:

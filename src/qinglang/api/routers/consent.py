@@ -15,12 +15,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from qinglang.api.deps import ApiKeyDep, PlatformDep, ServiceDep
-from qinglang.api.problems import field_problem
+from qinglang.api.deps import ApiKeyDep, PlatformDep, ServiceDep, storable_text
+from qinglang.api.problems import error_responses, field_problem
 from qinglang.api.service import now_utc, require_account
 from qinglang.consent.notices import NoticeError
 from qinglang.consent.verify import VerificationError, verify_guardian
@@ -28,17 +28,20 @@ from qinglang.store import consents as store
 from qinglang.store import id_number_digest, ledger, linkcodes, repo
 from qinglang.store.models import Consent, Guardian, Notice, Platform
 
-router = APIRouter(tags=["consent"])
+router = APIRouter(
+    tags=["consent"], responses=error_responses(401), dependencies=[Depends(storable_text)]
+)
 
 Language = Literal["zh", "en"]
 NoticeAudience = Literal["child", "minor", "general"]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_VERSION = 2**31 - 1
 
 
 class Strict(BaseModel):
     """Request bodies refuse unknown fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NoticeIn(Strict):
@@ -81,7 +84,7 @@ def _notice_out(n: Notice, published: store.Published | None = None) -> NoticeOu
     )
 
 
-@router.post("/v1/notices", status_code=201)
+@router.post("/v1/notices", status_code=201, responses=error_responses(400, 409, 422))
 def publish_notice(body: NoticeIn, platform: PlatformDep, service: ServiceDep) -> NoticeOut:
     """Publish the next version of a notice; consents whose purpose or scope changed go stale."""
     policy = service.policy_for(platform)
@@ -95,13 +98,13 @@ def publish_notice(body: NoticeIn, platform: PlatformDep, service: ServiceDep) -
         return _notice_out(published.notice, published)
 
 
-@router.get("/v1/notices/{language}/{audience}")
+@router.get("/v1/notices/{language}/{audience}", responses=error_responses(404, 422))
 def get_notice(
     language: Language,
     audience: NoticeAudience,
     platform: PlatformDep,
     service: ServiceDep,
-    version: int | None = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> NoticeOut:
     """The current notice (or `version`) for a language and audience."""
     with service.tx() as s:
@@ -161,7 +164,7 @@ class LinkOut(BaseModel):
     evidence: dict[str, Any]
 
 
-@router.put("/v1/guardians/{guardian}")
+@router.put("/v1/guardians/{guardian}", responses=error_responses(400, 422))
 def put_guardian(
     guardian: str, body: GuardianIn, platform: PlatformDep, service: ServiceDep
 ) -> dict[str, str]:
@@ -173,7 +176,11 @@ def put_guardian(
     return {"guardian": guardian}
 
 
-@router.post("/v1/guardians/{guardian}/children", status_code=201)
+@router.post(
+    "/v1/guardians/{guardian}/children",
+    status_code=201,
+    responses=error_responses(400, 404, 409, 422),
+)
 def link_child(guardian: str, body: LinkIn, platform: PlatformDep, service: ServiceDep) -> LinkOut:
     """Verify the guardian and link them to the child; 422 names the claim that failed."""
     policy = service.policy_for(platform)
@@ -210,7 +217,11 @@ class LinkCodeOut(BaseModel):
     expires_at: datetime
 
 
-@router.post("/v1/accounts/{account}/guardian-link-codes", status_code=201)
+@router.post(
+    "/v1/accounts/{account}/guardian-link-codes",
+    status_code=201,
+    responses=error_responses(404, 422),
+)
 def issue_link_code(account: str, platform: PlatformDep, service: ServiceDep) -> LinkCodeOut:
     """Issue a one-time guardian link code for this account (show it in the child's app)."""
     at = now_utc()
@@ -220,7 +231,11 @@ def issue_link_code(account: str, platform: PlatformDep, service: ServiceDep) ->
         return LinkCodeOut(account=child.external_id, code=code, expires_at=expires)
 
 
-@router.delete("/v1/guardians/{guardian}/children/{account}", status_code=204)
+@router.delete(
+    "/v1/guardians/{guardian}/children/{account}",
+    status_code=204,
+    responses=error_responses(404, 422),
+)
 def unlink_child(guardian: str, account: str, platform: PlatformDep, service: ServiceDep) -> None:
     """Revoke a guardian link (kept for the record; recorded in the ledger)."""
     with service.tx(write=True) as s:
@@ -245,7 +260,7 @@ class NoticeRef(Strict):
 
     language: Language
     audience: NoticeAudience = "child"
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class ConsentIn(Strict):
@@ -306,12 +321,14 @@ def _consent_out(
     )
 
 
-@router.post("/v1/consents", status_code=201)
+@router.post("/v1/consents", status_code=201, responses=error_responses(400, 403, 404, 409, 422))
 async def post_consent(
     body: ConsentIn,
     key: ApiKeyDep,
     service: ServiceDep,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    ] = None,
 ) -> ConsentOut:
     """Record a guardian's (or a 14+ minor's own) consent decision; effective on the next call."""
 
@@ -378,7 +395,7 @@ def _replay(
     raise field_problem(409, "Idempotency-Key", "was used for another request")
 
 
-@router.get("/v1/accounts/{account}/consents")
+@router.get("/v1/accounts/{account}/consents", responses=error_responses(404, 422))
 def list_consents(account: str, platform: PlatformDep, service: ServiceDep) -> list[ConsentOut]:
     """Every consent of the account, with whether decisions treat it as given."""
     with service.tx() as s:

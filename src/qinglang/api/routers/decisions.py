@@ -10,13 +10,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from qinglang.api.deps import ApiKeyDep, ServiceDep
-from qinglang.api.problems import field_problem
+from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
+from qinglang.api.problems import error_responses, field_problem
 from qinglang.api.service import (
+    Instant,
     Service,
     item_flags,
     now_utc,
@@ -47,7 +48,12 @@ from qinglang.guard.spending import Purpose
 from qinglang.store import repo
 from qinglang.store.models import Account, Platform
 
-router = APIRouter(prefix="/v1/decide", tags=["decisions"])
+router = APIRouter(
+    prefix="/v1/decide",
+    tags=["decisions"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -55,7 +61,7 @@ Id = Annotated[str, Field(min_length=1, max_length=200)]
 class Strict(BaseModel):
     """Request bodies reject unknown fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ContactIn(Strict):
@@ -117,7 +123,7 @@ class PlaytimeIn(Strict):
 
     account: Id
     kind: ServiceKind
-    at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    at: Instant | None = Field(default=None, description="defaults to now")
     minutes_used_today: int = Field(default=0, ge=0, le=1440)
 
 
@@ -151,7 +157,7 @@ def _levels(session: Session, viewer: Account, owners: Iterable[Account]) -> dic
     return levels
 
 
-@router.post("/contact")
+@router.post("/contact", responses=error_responses(400, 404, 409, 422))
 async def contact(body: ContactIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May sender take action towards recipient."""
 
@@ -187,7 +193,7 @@ def _viewer_and_index(
     return Viewer(service.profile(platform, viewer), friends, following), index
 
 
-@router.post("/exposure")
+@router.post("/exposure", responses=error_responses(400, 404, 409, 422))
 async def exposure(body: ExposureIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May this item be shown to this viewer on this surface."""
 
@@ -200,7 +206,7 @@ async def exposure(body: ExposureIn, key: ApiKeyDep, service: ServiceDep) -> dic
     return await service.run(key, work)
 
 
-@router.post("/exposure/batch")
+@router.post("/exposure/batch", responses=error_responses(400, 404, 409, 422))
 async def exposure_batch(
     body: ExposureBatchIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -219,7 +225,7 @@ async def exposure_batch(
     return await service.run(key, work)
 
 
-@router.post("/attribute")
+@router.post("/attribute", responses=error_responses(400, 404, 409, 422))
 async def attribute(body: AttributeIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the owner's location, face or school be shown to the viewer."""
 
@@ -233,7 +239,7 @@ async def attribute(body: AttributeIn, key: ApiKeyDep, service: ServiceDep) -> d
     return await service.run(key, work)
 
 
-@router.post("/collection")
+@router.post("/collection", responses=error_responses(400, 404, 409, 422))
 async def collection(body: CollectionIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May this category of personal information be collected from the account for the purpose
     (consents as recorded: a stale or withdrawn consent counts as not given)."""
@@ -247,7 +253,7 @@ async def collection(body: CollectionIn, key: ApiKeyDep, service: ServiceDep) ->
     return await service.run(key, work)
 
 
-@router.post("/spending")
+@router.post("/spending", responses=error_responses(400, 404, 409, 422))
 async def spending(body: SpendingIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the account pay this amount now; includes what remains today and this month."""
 
@@ -268,7 +274,7 @@ async def spending(body: SpendingIn, key: ApiKeyDep, service: ServiceDep) -> dic
     return await service.run(key, work)
 
 
-@router.post("/playtime")
+@router.post("/playtime", responses=error_responses(400, 404, 409, 422))
 async def playtime(body: PlaytimeIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the account use a game or general app now; includes minutes left and the next window."""
     at: datetime = body.at or now_utc()

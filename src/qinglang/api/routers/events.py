@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from qinglang.api.deps import ApiKeyDep, ServiceDep
-from qinglang.api.problems import field_problem
+from qinglang.api.problems import error_responses, field_problem
 from qinglang.risk.consumer import BackgroundConsumer, Consumer, enabled_from_env
 from qinglang.risk.events import EVENT_KINDS, IMPRESSION_SURFACES, MAX_TEXT_CHARS
 from qinglang.store import events as store_events
@@ -52,7 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             runner.stop()
 
 
-router = APIRouter(prefix="/v1", tags=["events"], lifespan=lifespan)
+router = APIRouter(prefix="/v1", tags=["events"], lifespan=lifespan, responses=error_responses(401))
 
 _EVENT_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
@@ -88,7 +88,14 @@ _BODY_SCHEMA: Final[dict[str, Any]] = {
                             "type": "array",
                             "minItems": 1,
                             "maxItems": MAX_BATCH,
-                            "items": _EVENT_SCHEMA,
+                            "items": {
+                                "anyOf": [
+                                    _EVENT_SCHEMA,
+                                    {"description": "anything else: rejected on its own"},
+                                ],
+                                "description": "events judged one by one: a bad one is "
+                                "listed in `rejected` by index, the others are stored",
+                            },
                         }
                     },
                 }
@@ -170,7 +177,7 @@ def result_body(result: store_events.IntakeResult) -> dict[str, Any]:
     }
 
 
-@router.post("/events", openapi_extra=_BODY_SCHEMA)
+@router.post("/events", openapi_extra=_BODY_SCHEMA, responses=error_responses(400, 413, 422))
 async def ingest_events(request: Request, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Store a batch of platform events; per-index results for those not stored."""
     raw = await _read_body(request)

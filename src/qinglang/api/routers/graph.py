@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from qinglang.api.deps import PlatformDep, ServiceDep
-from qinglang.api.problems import Problem
+from qinglang.api.deps import PlatformDep, ServiceDep, storable_text
+from qinglang.api.problems import Problem, error_responses
 from qinglang.store import repo
 
-router = APIRouter(prefix="/v1", tags=["graph"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["graph"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 MAX_BATCH = 10_000
 
@@ -33,7 +38,7 @@ _EDGE: dict[str, tuple[repo.RelationKind, bool]] = {
 class RelationshipEvent(BaseModel):
     """src does `type` to dst; for approve/revoke_contact, src is the child and dst the contact."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["follow", "unfollow", "block", "unblock", "approve_contact", "revoke_contact"]
     src: str = Field(min_length=1, max_length=200)
@@ -43,7 +48,7 @@ class RelationshipEvent(BaseModel):
 class RelationshipBatch(BaseModel):
     """Up to 10,000 relationship events."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     events: Annotated[list[RelationshipEvent], Field(min_length=1, max_length=MAX_BATCH)]
 
@@ -51,7 +56,7 @@ class RelationshipBatch(BaseModel):
 class ContentFlagIn(BaseModel):
     """A flag on a content item, e.g. it shows a minor's personal information."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     item: str = Field(min_length=1, max_length=200)
     owner: str = Field(min_length=1, max_length=200)
@@ -67,7 +72,7 @@ class ContentFlagIn(BaseModel):
 class ContentFlagBatch(BaseModel):
     """Up to 10,000 content flags."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     flags: Annotated[list[ContentFlagIn], Field(min_length=1, max_length=MAX_BATCH)]
 
@@ -86,7 +91,7 @@ def _rejected(errors: list[dict[str, object]], what: str) -> Problem:
     )
 
 
-@router.post("/relationships")
+@router.post("/relationships", responses=error_responses(400, 422))
 def relationship_events(
     body: RelationshipBatch, platform: PlatformDep, service: ServiceDep
 ) -> dict[str, int]:
@@ -123,7 +128,7 @@ def relationship_events(
     return {"accepted": len(body.events), "changed": changed}
 
 
-@router.post("/content/flags")
+@router.post("/content/flags", responses=error_responses(400, 422))
 def content_flags(
     body: ContentFlagBatch, platform: PlatformDep, service: ServiceDep
 ) -> dict[str, int]:

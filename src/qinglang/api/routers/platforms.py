@@ -8,18 +8,23 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from qinglang.api.deps import PlatformDep, ServiceDep, require_admin
-from qinglang.api.problems import field_problem
+from qinglang.api.deps import PlatformDep, ServiceDep, require_admin, storable_text
+from qinglang.api.problems import error_responses, field_problem
 from qinglang.policy import PolicyError, load_policy
 from qinglang.store import repo
 
-router = APIRouter(prefix="/v1", tags=["platforms"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["platforms"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 
 class PlatformIn(BaseModel):
     """A platform to register."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     name: str = Field(min_length=1, max_length=200)
@@ -38,7 +43,12 @@ class PlatformOut(BaseModel):
     api_key: str | None = None
 
 
-@router.post("/platforms", status_code=201, dependencies=[Depends(require_admin)])
+@router.post(
+    "/platforms",
+    status_code=201,
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(400, 403, 409, 422),
+)
 def register_platform(body: PlatformIn, service: ServiceDep) -> PlatformOut:
     """Register a platform (operator only) and issue its first API key."""
     try:
@@ -79,7 +89,7 @@ def new_key(platform: PlatformDep, service: ServiceDep) -> dict[str, str]:
     return {"api_key": key}
 
 
-@router.delete("/keys/{prefix}", status_code=204)
+@router.delete("/keys/{prefix}", status_code=204, responses=error_responses(404, 422))
 def revoke_key(prefix: str, platform: PlatformDep, service: ServiceDep) -> None:
     """Revoke one of the calling platform's keys by its prefix."""
     with service.tx(write=True) as s:
@@ -88,7 +98,7 @@ def revoke_key(prefix: str, platform: PlatformDep, service: ServiceDep) -> None:
     service.forget_api_keys()
 
 
-@router.get("/policy")
+@router.get("/policy", responses=error_responses(409))
 def effective_policy(platform: PlatformDep, service: ServiceDep) -> dict[str, Any]:
     """The rules in force for the calling platform, with citations."""
     policy = service.policy_for(platform)

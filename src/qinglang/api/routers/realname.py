@@ -21,21 +21,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, FastAPI
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, FastAPI, Query
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from qinglang.age import InvalidIdentityNumber, validate
-from qinglang.api.deps import ApiKeyDep, ServiceDep
-from qinglang.api.problems import Problem, field_problem, identity_number_problem
-from qinglang.api.service import Service, now_utc, require_account
+from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
+from qinglang.api.problems import Problem, error_responses, field_problem, identity_number_problem
+from qinglang.api.service import Instant, Service, now_utc, problem_for, require_account
 from qinglang.guard import playtime_decision
-from qinglang.guard.calendar import CalendarRangeError
+from qinglang.guard.calendar import CalendarRangeError, day_kind
 from qinglang.realname.client import InvalidInput, NppaClient, ProtocolViolation, service_client
 from qinglang.realname.protocol import BadSecret, CheckStatus, RealNameError, key_bytes
 from qinglang.realname.verify import (
@@ -52,6 +52,7 @@ from qinglang.store.models import Platform, RealNameConfig
 log = logging.getLogger(__name__)
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+Endpoint = Literal["check", "query", "loginout"]
 NPPA = "nppa"
 STATUS_NAMES = {CheckStatus.OK: "ok", CheckStatus.PENDING: "pending", CheckStatus.FAILED: "failed"}
 
@@ -59,7 +60,7 @@ STATUS_NAMES = {CheckStatus.OK: "ok", CheckStatus.PENDING: "pending", CheckStatu
 class Strict(BaseModel):
     """Request bodies reject unknown fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ConfigIn(Strict):
@@ -68,8 +69,11 @@ class ConfigIn(Strict):
     base_url: str = Field(min_length=8, max_length=500, pattern=r"^https?://")
     app_id: str = Field(min_length=1, max_length=64)
     biz_id: str = Field(min_length=1, max_length=64)
-    secret: str = Field(description="32 hex characters; stored encrypted, never returned")
-    test_codes: dict[str, str] = Field(
+    secret: str = Field(
+        pattern=r"^[0-9a-fA-F]{32}$",
+        description="32 hex characters; stored encrypted, never returned",
+    )
+    test_codes: dict[Endpoint, str] = Field(
         default_factory=dict, description="test-system codes per endpoint while integrating"
     )
 
@@ -87,7 +91,7 @@ class SessionIn(Strict):
     """A player starts a game session."""
 
     account: Id
-    at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    at: Instant | None = Field(default=None, description="defaults to now")
     device: str | None = Field(
         default=None, min_length=32, max_length=32, description="device id (guest sessions)"
     )
@@ -96,7 +100,7 @@ class SessionIn(Strict):
 class EndIn(Strict):
     """A player's game session ends."""
 
-    at: AwareDatetime | None = None
+    at: Instant | None = None
 
 
 # ------------------------------------------------------------------------------ clients
@@ -140,13 +144,21 @@ def client_for(service: Service, access: _Access) -> NppaClient:
         if found is None:
             for old in [a for a in per if a.platform_id == access.platform_id]:
                 del per[old]
-            found = service_client(
-                access.base_url,
-                access.app_id,
-                access.biz_id,
-                access.secret,
-                dict(access.test_codes),
-            )
+            try:
+                found = service_client(
+                    access.base_url,
+                    access.app_id,
+                    access.biz_id,
+                    access.secret,
+                    dict(access.test_codes),
+                )
+            except httpx.InvalidURL as exc:  # stored before URLs were checked
+                raise field_problem(
+                    409,
+                    "base_url",
+                    f"the configured URL is invalid: {exc}",
+                    "Invalid configuration",
+                ) from None
             per[access] = found
         return found
 
@@ -240,19 +252,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             runner.stop()
 
 
-router = APIRouter(tags=["realname"], lifespan=lifespan)
+router = APIRouter(
+    tags=["realname"],
+    lifespan=lifespan,
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 
-@router.put("/v1/realname/config")
+@router.put("/v1/realname/config", responses=error_responses(400, 422))
 async def put_config(body: ConfigIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Set the platform's app id, biz id, secret and system URL (the secret is never shown)."""
     try:
         key_bytes(body.secret)
     except BadSecret as exc:
         raise field_problem(422, "secret", str(exc)) from None
-    unknown = sorted(set(body.test_codes) - {"check", "query", "loginout"})
-    if unknown:
-        raise field_problem(422, "test_codes", f"unknown endpoint(s): {', '.join(unknown)}")
+    try:
+        url = httpx.URL(body.base_url)
+    except httpx.InvalidURL as exc:
+        raise field_problem(422, "base_url", str(exc)) from None
+    if not url.host:
+        raise field_problem(422, "base_url", "names no host")
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         row = store.configure(
@@ -262,14 +282,14 @@ async def put_config(body: ConfigIn, key: ApiKeyDep, service: ServiceDep) -> dic
             app_id=body.app_id,
             biz_id=body.biz_id,
             secret=body.secret,
-            test_codes=body.test_codes,
+            test_codes={str(k): v for k, v in body.test_codes.items()},
         )
         return _config_out(row)
 
     return await service.run_write(key, work)
 
 
-@router.get("/v1/realname/config")
+@router.get("/v1/realname/config", responses=error_responses(409))
 async def get_config(key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """The platform's real-name configuration (without the secret)."""
 
@@ -324,7 +344,7 @@ def _apply_result(
     return out
 
 
-@router.post("/v1/realname/check")
+@router.post("/v1/realname/check", responses=error_responses(400, 404, 409, 422, 502, 504))
 async def check(body: CheckIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Submit a real-name check; verified → the account's age source becomes verified."""
     try:
@@ -359,7 +379,7 @@ async def check(body: CheckIn, key: ApiKeyDep, service: ServiceDep) -> dict[str,
     )
 
 
-@router.post("/v1/realname/{account}/refresh")
+@router.post("/v1/realname/{account}/refresh", responses=error_responses(404, 409, 422, 502, 504))
 async def refresh(account: str, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Ask the verifier again about a pending check (the system's query endpoint)."""
 
@@ -383,7 +403,7 @@ async def refresh(account: str, key: ApiKeyDep, service: ServiceDep) -> dict[str
     )
 
 
-@router.get("/v1/realname/{account}")
+@router.get("/v1/realname/{account}", responses=error_responses(404, 422))
 async def get_check(account: str, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """The account's latest real-name check (status only; the pi is never returned)."""
 
@@ -412,18 +432,23 @@ def _day_start(service: Service, platform: Platform, at: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-@router.post("/v1/game/sessions")
+@router.post("/v1/game/sessions", responses=error_responses(400, 404, 409, 422))
 async def start_session(body: SessionIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Start a game session if the playtime decision allows it; queue its login report."""
     at: datetime = body.at or now_utc()
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         acc = require_account(s, platform, body.account, "account")
-        played = store.minutes_played(s, acc.id, _day_start(service, platform, at), at)
+        since = _day_start(service, platform, at)
         try:
-            d = playtime_decision(service.profile(platform, acc, at), "game", at, played)
+            day_kind(since.date())  # a day the holiday calendar does not cover is refused first
         except CalendarRangeError as exc:
             raise field_problem(422, "at", str(exc)) from None
+        played = store.minutes_played(s, acc.id, since, at)
+        try:
+            d = playtime_decision(service.profile(platform, acc, at), "game", at, played)
+        except ValueError as exc:  # e.g. `at` before the player's birth date
+            raise problem_for(exc, "at") from None
         if random.random() < platform.decision_sample_rate:
             repo.log_decision(
                 s,
@@ -454,7 +479,7 @@ async def start_session(body: SessionIn, key: ApiKeyDep, service: ServiceDep) ->
     return await service.run_write(key, work)
 
 
-@router.post("/v1/game/sessions/{session_id}/end")
+@router.post("/v1/game/sessions/{session_id}/end", responses=error_responses(400, 404, 422))
 async def end_session(
     session_id: str, body: EndIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -480,11 +505,11 @@ async def end_session(
     return await service.run_write(key, work)
 
 
-@router.post("/v1/realname/flush")
-async def flush(key: ApiKeyDep, service: ServiceDep, max_batches: int = 10) -> dict[str, Any]:
+@router.post("/v1/realname/flush", responses=error_responses(409, 422))
+async def flush(
+    key: ApiKeyDep, service: ServiceDep, max_batches: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> dict[str, Any]:
     """Upload waiting login/logout reports now (at most `max_batches` batches of 128)."""
-    if not 1 <= max_batches <= 1000:
-        raise field_problem(422, "max_batches", "must be between 1 and 1000")
 
     def prepare(s: Session, platform: Platform) -> _Access:
         access = _access(s, platform)

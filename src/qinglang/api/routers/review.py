@@ -10,21 +10,27 @@ See docs/review.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from qinglang.api.deps import ApiKeyDep, ServiceDep
-from qinglang.api.problems import Problem, field_problem
-from qinglang.api.service import now_utc
+from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
+from qinglang.api.problems import Problem, error_responses, field_problem
+from qinglang.api.service import Instant, RowId, now_utc
 from qinglang.review.actions import ACTION_KINDS, ActionError
 from qinglang.store import review as store_review
 from qinglang.store.models import Alert, Platform, Restriction
 
-router = APIRouter(prefix="/v1/review", tags=["review"])
+router = APIRouter(
+    prefix="/v1/review",
+    tags=["review"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Status = Literal["open", "in_review", "actioned", "dismissed"]
@@ -38,7 +44,7 @@ assert set(ActionKind.__args__) == set(ACTION_KINDS)  # type: ignore[attr-define
 class Strict(BaseModel):
     """Request bodies reject unknown fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class AssignIn(Strict):
@@ -56,7 +62,7 @@ class ActionIn(Strict):
     reason: str | None = Field(
         default=None, max_length=2000, description="required for dismiss (at least 3 characters)"
     )
-    until: AwareDatetime | None = Field(
+    until: Instant | None = Field(
         default=None,
         description="restrict / suspend: end of the restriction (default: until lifted)",
     )
@@ -97,7 +103,7 @@ def _alert(s: Session, platform: Platform, alert_id: str, lock: bool = False) ->
     return alert
 
 
-@router.get("/alerts")
+@router.get("/alerts", responses=error_responses(422))
 async def list_alerts(
     key: ApiKeyDep,
     service: ServiceDep,
@@ -107,7 +113,7 @@ async def list_alerts(
     assignee: Annotated[str | None, Query(max_length=128)] = None,
     sender: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     """The alert queue, earliest due first (no evidence: open an alert to read it)."""
     now = now_utc()
@@ -120,7 +126,7 @@ async def list_alerts(
     return await service.run(key, work)
 
 
-@router.get("/alerts/{alert_id}")
+@router.get("/alerts/{alert_id}", responses=error_responses(404, 422))
 async def show_alert(
     alert_id: str,
     key: ApiKeyDep,
@@ -140,7 +146,7 @@ async def show_alert(
     return await service.run_write(key, work)
 
 
-@router.post("/alerts/{alert_id}/assign")
+@router.post("/alerts/{alert_id}/assign", responses=error_responses(400, 404, 409, 422))
 async def assign_alert(
     alert_id: str, body: AssignIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -157,7 +163,7 @@ async def assign_alert(
     return await service.run_write(key, work)
 
 
-@router.post("/alerts/{alert_id}/actions")
+@router.post("/alerts/{alert_id}/actions", responses=error_responses(400, 404, 409, 422))
 async def act_on_alert(
     alert_id: str, body: ActionIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -183,46 +189,54 @@ async def act_on_alert(
     return await service.run_write(key, work)
 
 
-@router.post("/alerts/{alert_id}/hold")
+def _hold_work(
+    alert_id: str, body: HoldIn, change: Callable[..., dict[str, Any]]
+) -> Callable[[Session, Platform], dict[str, Any]]:
+    """The transaction that sets or releases an alert's hold (409 when not allowed)."""
+    now = now_utc()
+
+    def work(s: Session, platform: Platform) -> dict[str, Any]:
+        alert = _alert(s, platform, alert_id, lock=True)
+        try:
+            return change(s, alert, body.reviewer, body.reason, now)
+        except ActionError as exc:
+            raise _problem(exc) from None
+
+    return work
+
+
+@router.post("/alerts/{alert_id}/hold", responses=error_responses(400, 404, 409, 422))
 async def hold_alert(
     alert_id: str, body: HoldIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Put the alert's evidence under legal hold (audited as review.hold): retention and
     account erasure keep it until released. 409 if already held."""
-    now = now_utc()
-
-    def work(s: Session, platform: Platform) -> dict[str, Any]:
-        alert = _alert(s, platform, alert_id, lock=True)
-        try:
-            return store_review.set_hold(s, alert, body.reviewer, body.reason, now)
-        except ActionError as exc:
-            raise _problem(exc) from None
-
-    return await service.run_write(key, work)
+    return await service.run_write(key, _hold_work(alert_id, body, store_review.set_hold))
 
 
-@router.post("/alerts/{alert_id}/hold/release")
+@router.post("/alerts/{alert_id}/hold/release", responses=error_responses(400, 404, 409, 422))
 async def release_alert_hold(
     alert_id: str, body: HoldIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Release the alert's legal hold (audited as review.release); the next retention run
     purges what is past its period and held for no other reason. 409 if not held."""
-    now = now_utc()
-
-    def work(s: Session, platform: Platform) -> dict[str, Any]:
-        alert = _alert(s, platform, alert_id, lock=True)
-        try:
-            return store_review.release_hold(s, alert, body.reviewer, body.reason, now)
-        except ActionError as exc:
-            raise _problem(exc) from None
-
-    return await service.run_write(key, work)
+    return await service.run_write(key, _hold_work(alert_id, body, store_review.release_hold))
 
 
-@router.get("/alerts/{alert_id}/documents/{document_id}")
+@router.get(
+    "/alerts/{alert_id}/documents/{document_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The document (its SHA-256 in X-Content-SHA256)",
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+        },
+        **error_responses(404, 422),
+    },
+)
 async def download_document(
     alert_id: str,
-    document_id: int,
+    document_id: RowId,
     key: ApiKeyDep,
     service: ServiceDep,
     reviewer: Annotated[str, Query(min_length=1, max_length=128, description="who reads")],
@@ -250,7 +264,7 @@ async def download_document(
     )
 
 
-@router.get("/restrictions")
+@router.get("/restrictions", responses=error_responses(422))
 async def list_restrictions(
     key: ApiKeyDep,
     service: ServiceDep,
@@ -272,9 +286,9 @@ async def list_restrictions(
     return await service.run(key, work)
 
 
-@router.post("/restrictions/{restriction_id}/lift")
+@router.post("/restrictions/{restriction_id}/lift", responses=error_responses(400, 404, 409, 422))
 async def lift_restriction(
-    restriction_id: int, body: LiftIn, key: ApiKeyDep, service: ServiceDep
+    restriction_id: RowId, body: LiftIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Lift a restriction with a reason (audited as review.lift); contact decisions see it at
     once."""

@@ -12,19 +12,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from qinglang.api.deps import PlatformDep, ServiceDep
-from qinglang.api.problems import Problem, field_problem
-from qinglang.api.service import now_utc, require_account
+from qinglang.api.deps import PlatformDep, ServiceDep, storable_text
+from qinglang.api.problems import Problem, error_responses, field_problem
+from qinglang.api.service import Instant, RowId, now_utc, require_account
 from qinglang.consent.rights import RightsError, is_overdue
 from qinglang.store import ledger, repo
 from qinglang.store import rights as store
 from qinglang.store.models import Guardian, Platform, RightsRequest
 
-router = APIRouter(prefix="/v1", tags=["rights"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["rights"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 Kind = Literal["access", "correction", "deletion", "withdrawal", "cancellation"]
 Status = Literal["received", "in_progress", "completed", "refused"]
@@ -34,7 +39,7 @@ ExternalId = Field(min_length=1, max_length=200)
 class RightsRequestIn(BaseModel):
     """A data-rights request about `account`, made by its guardian or by the person themself."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     account: str = ExternalId
     kind: Kind
@@ -59,7 +64,7 @@ class RightsRequestIn(BaseModel):
 class TransitionIn(BaseModel):
     """A status change: to in_progress, completed (executes the request) or refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     status: Status
     actor: str = Field(min_length=1, max_length=128, description="who made the change")
@@ -184,7 +189,9 @@ def _request(s: Session, platform: Platform, request_id: int) -> RightsRequest:
     return r
 
 
-@router.post("/rights-requests", status_code=201)
+@router.post(
+    "/rights-requests", status_code=201, responses=error_responses(400, 403, 404, 409, 422)
+)
 def create_request(
     body: RightsRequestIn, platform: PlatformDep, service: ServiceDep
 ) -> RightsRequestOut:
@@ -217,7 +224,7 @@ def create_request(
         return _out(s, r, at)
 
 
-@router.get("/rights-requests")
+@router.get("/rights-requests", responses=error_responses(404, 422))
 def list_requests(
     platform: PlatformDep,
     service: ServiceDep,
@@ -225,7 +232,7 @@ def list_requests(
     overdue: Annotated[bool, Query(description="only open requests past their due date")] = False,
     account: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     at: Annotated[
-        AwareDatetime | None, Query(description="instant to judge overdue at (default now)")
+        Instant | None, Query(description="instant to judge overdue at (default now)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RightsRequestList:
@@ -247,16 +254,18 @@ def list_requests(
     return RightsRequestList(requests=items, count=len(items))
 
 
-@router.get("/rights-requests/{request_id}")
-def get_request(request_id: int, platform: PlatformDep, service: ServiceDep) -> RightsRequestOut:
+@router.get("/rights-requests/{request_id}", responses=error_responses(404, 422))
+def get_request(request_id: RowId, platform: PlatformDep, service: ServiceDep) -> RightsRequestOut:
     """One request with its particulars, answer and status history."""
     with service.tx() as s:
         return _out(s, _request(s, platform, request_id), now_utc())
 
 
-@router.post("/rights-requests/{request_id}/transition")
+@router.post(
+    "/rights-requests/{request_id}/transition", responses=error_responses(400, 403, 404, 409, 422)
+)
 def transition(
-    request_id: int, body: TransitionIn, platform: PlatformDep, service: ServiceDep
+    request_id: RowId, body: TransitionIn, platform: PlatformDep, service: ServiceDep
 ) -> TransitionOut:
     """Move a request on; `completed` carries it out in the same transaction.
 
@@ -287,7 +296,7 @@ def transition(
     return out
 
 
-@router.get("/accounts/{account}/export")
+@router.get("/accounts/{account}/export", responses=error_responses(403, 404, 409, 422))
 def export_account(
     account: str,
     platform: PlatformDep,

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from qinglang.api.deps import ApiKeyDep, ServiceDep
-from qinglang.api.problems import Problem
+from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
+from qinglang.api.problems import Problem, error_responses
 from qinglang.api.service import Service
 from qinglang.detect import CATEGORIES, Finding, scan
 from qinglang.store import repo
 from qinglang.store.models import Platform
 
-router = APIRouter(prefix="/v1", tags=["detect"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["detect"],
+    responses=error_responses(401),
+    dependencies=[Depends(storable_text)],
+)
 
 MAX_ITEMS = 1_000
 MAX_TEXT = 100_000
@@ -31,7 +36,7 @@ MAX_TOTAL = 2_000_000
 class ScanItem(BaseModel):
     """One text to scan, with the content item and owner it belongs to (both optional)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str = Field(min_length=1, max_length=200)
     text: str = Field(max_length=MAX_TEXT)
@@ -42,7 +47,7 @@ class ScanItem(BaseModel):
 class ScanIn(BaseModel):
     """Up to 1,000 texts; `categories` limits what is looked for (default: everything)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     items: Annotated[list[ScanItem], Field(min_length=1, max_length=MAX_ITEMS)]
     categories: list[str] | None = None
@@ -55,7 +60,7 @@ def _reveals_minor(findings: list[Finding], owner_is_minor: bool) -> bool:
     return any(f.minor_signal is not None for f in findings) or (owner_is_minor and bool(findings))
 
 
-@router.post("/scan")
+@router.post("/scan", responses=error_responses(400, 404, 409, 422))
 async def scan_texts(body: ScanIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Findings per text (offsets in the original text); flags content that exposes a minor."""
     bad: list[dict[str, Any]] = [
