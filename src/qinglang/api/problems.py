@@ -187,9 +187,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errs = list(exc.errors())
-        if any(e.get("type") == "json_invalid" for e in errs):
-            e = next(e for e in errs if e.get("type") == "json_invalid")
-            msg = f"request body is not valid JSON ({e.get('ctx', {}).get('error', 'parse error')})"
+        bad_json = next((e for e in errs if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            why = bad_json.get("ctx", {}).get("error", "parse error")
+            msg = f"request body is not valid JSON ({why})"
             return problem_response(field_problem(400, "body", msg, "Invalid JSON"), request)
         items = [{"field": _loc_to_field(e["loc"]), "message": e["msg"]} for e in errs]
         detail = "; ".join(f"{i['field']}: {i['message']}" for i in items)

@@ -246,13 +246,17 @@ def _local_database(engine: Engine) -> bool:
     return host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
 
 
+def _unknown_account(field: str, external_id: str) -> Problem:
+    return field_problem(
+        404, field, f"no account {external_id!r} on this platform", "Unknown account"
+    )
+
+
 def require_account(session: Session, platform: Platform, external_id: str, field: str) -> Account:
     """The platform's account with this external id, or a 404 problem naming the field."""
     account = repo.get_account(session, platform.id, external_id)
     if account is None:
-        raise field_problem(
-            404, field, f"no account {external_id!r} on this platform", "Unknown account"
-        )
+        raise _unknown_account(field, external_id)
     return account
 
 
@@ -261,9 +265,7 @@ def require_accounts(session: Session, platform: Platform, **by_field: str) -> d
     found = repo.get_accounts(session, platform.id, by_field.values())
     for field, external_id in by_field.items():
         if external_id not in found:
-            raise field_problem(
-                404, field, f"no account {external_id!r} on this platform", "Unknown account"
-            )
+            raise _unknown_account(field, external_id)
     return {field: found[external_id] for field, external_id in by_field.items()}
 
 

@@ -18,6 +18,10 @@ from rich.text import Text
 from qinglang.commands.common import DEFAULT_DB, DbOption, fail, open_service, out, platform_by_slug
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.orm import Session
+
     from qinglang.api.service import Service
     from qinglang.store.models import ConsoleUser
 
@@ -137,10 +141,8 @@ def list_users(
     out.print(t)
 
 
-@user_app.command("unlock")
-def unlock(username: UsernameOption, db: DbOption = DEFAULT_DB) -> None:
-    """Lift a console user's lockout after failed sign-ins."""
-    from qinglang.store import console as store
+def _change_user(db: str, username: str, change: Callable[[Session, ConsoleUser], None]) -> str:
+    """Apply `change` to the console user `username` in one write transaction; their name."""
     from qinglang.store.models import ConsoleUser
 
     service = open_service(db)
@@ -148,7 +150,16 @@ def unlock(username: UsernameOption, db: DbOption = DEFAULT_DB) -> None:
     with service.tx(write=True) as s:
         user = s.get(ConsoleUser, user_id)
         assert user is not None
-        store.unlock_user(s, user)
+        change(s, user)
+    return name
+
+
+@user_app.command("unlock")
+def unlock(username: UsernameOption, db: DbOption = DEFAULT_DB) -> None:
+    """Lift a console user's lockout after failed sign-ins."""
+    from qinglang.store import console as store
+
+    name = _change_user(db, username, store.unlock_user)
     out.print(f"console user {name} unlocked", markup=False)
 
 
@@ -156,12 +167,6 @@ def unlock(username: UsernameOption, db: DbOption = DEFAULT_DB) -> None:
 def disable(username: UsernameOption, db: DbOption = DEFAULT_DB) -> None:
     """Disable a console user (kept for the record); their sessions end at once."""
     from qinglang.store import console as store
-    from qinglang.store.models import ConsoleUser
 
-    service = open_service(db)
-    user_id, name = _user(service, username)
-    with service.tx(write=True) as s:
-        user = s.get(ConsoleUser, user_id)
-        assert user is not None
-        store.disable_user(s, user)
+    name = _change_user(db, username, store.disable_user)
     out.print(f"console user {name} disabled", markup=False)

@@ -7,8 +7,6 @@ functions as ``/v1/review``: every action is audited in the ledger as ``review.<
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -17,6 +15,7 @@ import typer
 from rich.table import Table
 
 from qinglang.commands.common import DEFAULT_DB, DbOption, fail, open_service, out
+from qinglang.commands.rights import write_private_text
 
 if TYPE_CHECKING:
     from qinglang.api.service import Service
@@ -189,18 +188,6 @@ def assign(
     _say(f"{alert_id} assigned to {assignee}: {summary['status']}")
 
 
-def _write_document(path: Path, content: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @app.command("act")
 def act(
     alert_id: AlertArg,
@@ -255,7 +242,7 @@ def act(
         fail(f"{exc.field}: {exc.message}")
     if out_file is not None and content is not None:
         try:
-            _write_document(out_file, content)
+            write_private_text(out_file, content)
         except OSError as exc:
             fail(f"cannot write {out_file}: {exc.strerror or exc}")
     if as_json:

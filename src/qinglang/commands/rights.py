@@ -61,7 +61,11 @@ def _check_out_path(path: Path) -> None:
 
 def write_private(path: Path, data: dict[str, Any]) -> None:
     """Write JSON to `path` readable by the owner only (0600), through a temporary file."""
-    text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+    write_private_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by the owner only (0600), through a temporary file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)

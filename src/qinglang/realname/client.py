@@ -254,8 +254,7 @@ class NppaClient:
                 f"at most {self.protocol.max_batch} items per batch, got {len(items)};"
                 " use upload_all"
             )
-        for i, item in enumerate(items):
-            self._validate_behaviour(item, i)
+        self._validate_items(items)
         return self._upload_batch(items)
 
     def upload_all(self, items: Sequence[Behaviour]) -> list[ItemResult]:
@@ -266,8 +265,7 @@ class NppaClient:
         the first batch goes out; an empty input sends nothing. If a batch fails, its error is
         raised with a note naming the batch; the batches before it were accepted.
         """
-        for i, item in enumerate(items):
-            self._validate_behaviour(item, i)
+        self._validate_items(items)
         size = self.protocol.max_batch
         out: list[ItemResult] = []
         batches = (len(items) + size - 1) // size
@@ -308,6 +306,11 @@ class NppaClient:
             except InvalidInput as e:
                 out.append(e)
         return out
+
+    def _validate_items(self, items: Sequence[Behaviour]) -> None:
+        """Raise the InvalidInput of the first malformed item, if any."""
+        for i, item in enumerate(items):
+            self._validate_behaviour(item, i)
 
     def _validate_behaviour(self, item: Behaviour, index: int) -> None:
         """Raise InvalidInput naming `collections[index].<field>` if the item is malformed."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -94,6 +94,12 @@ def config_of(session: Session, platform_id: int) -> RealNameConfig | None:
 def check_of(session: Session, account_id: int) -> RealNameCheck | None:
     """The account's latest real-name check."""
     return session.scalar(select(RealNameCheck).where(RealNameCheck.account_id == account_id))
+
+
+def verified_pi(session: Session, account_id: int) -> str | None:
+    """The player id (`pi`) of the account's passed check; None unless it passed."""
+    row = check_of(session, account_id)
+    return row.pi if row is not None and row.status == "ok" else None
 
 
 def begin_check(
@@ -227,17 +233,12 @@ def minutes_played(session: Session, account_id: int, since: datetime, until: da
 
 def outbox_counts(session: Session, platform_id: int) -> dict[str, int]:
     """Reports waiting to be sent and reports the system rejected for good."""
-    waiting = session.scalar(
-        select(func.count()).where(
-            RealNameOutbox.platform_id == platform_id, RealNameOutbox.errcode.is_(None)
+    total, rejected = session.execute(
+        select(func.count(), func.count(RealNameOutbox.errcode)).where(
+            RealNameOutbox.platform_id == platform_id
         )
-    )
-    rejected = session.scalar(
-        select(func.count()).where(
-            RealNameOutbox.platform_id == platform_id, RealNameOutbox.errcode.is_not(None)
-        )
-    )
-    return {"waiting": int(waiting or 0), "rejected": int(rejected or 0)}
+    ).one()
+    return {"waiting": int(total or 0) - int(rejected or 0), "rejected": int(rejected or 0)}
 
 
 def acquire_drainer(session: Session, platform_id: int, holder: str, now: datetime) -> bool:
@@ -275,22 +276,15 @@ def _next_batch(session: Session, platform_id: int, size: int) -> list[tuple[int
         .order_by(RealNameOutbox.id)
         .limit(size)
     ).all()
-    out = []
-    for r in rows:
-        out.append(
-            (
-                r.id,
-                Behaviour(
-                    si=r.si,
-                    bt=BehaviourType(r.bt),
-                    ot=r.ot,
-                    ct=PlayerType(r.ct),
-                    di=r.di,
-                    pi=r.pi,
-                ),
-            )
+    return [
+        (
+            r.id,
+            Behaviour(
+                si=r.si, bt=BehaviourType(r.bt), ot=r.ot, ct=PlayerType(r.ct), di=r.di, pi=r.pi
+            ),
         )
-    return out
+        for r in rows
+    ]
 
 
 def _settle(session: Session, ids: list[int], rejected: dict[int, tuple[int, str]]) -> None:
@@ -319,18 +313,13 @@ class DrainReport:
     error: str | None = None
     rejections: dict[str, int] = field(default_factory=dict)
 
+    def count_rejection(self, reason: str) -> None:
+        """Count one rejected report under `reason`."""
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
-        return {
-            "batches": self.batches,
-            "sent": self.sent,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "waiting": self.waiting,
-            "busy": self.busy,
-            "error": self.error,
-            "rejections": dict(self.rejections),
-        }
+        return asdict(self)
 
 
 def drain(
@@ -377,9 +366,7 @@ def drain(
                 with transaction(sessions) as s:
                     _settle(s, [], {ids[exc.index]: (REFUSED_BY_CLIENT, f"INVALID {exc.field}")})
                 report.rejected += 1
-                report.rejections[f"INVALID {exc.field}"] = (
-                    report.rejections.get(f"INVALID {exc.field}", 0) + 1
-                )
+                report.count_rejection(f"INVALID {exc.field}")
                 continue
             except (RealNameError, ValueError, OSError, httpx.HTTPError) as exc:
                 report.error = f"{type(exc).__name__}: {exc}"
@@ -395,7 +382,7 @@ def drain(
             report.rejected += len(rejected)
             report.accepted += len(ids) - len(rejected)
             for code, msg in rejected.values():
-                report.rejections[msg or str(code)] = report.rejections.get(msg or str(code), 0) + 1
+                report.count_rejection(msg or str(code))
             if progress is not None:
                 progress(report.sent, len(ids))
     finally:

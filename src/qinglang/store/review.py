@@ -818,19 +818,6 @@ def alert_event_ids(alert: Alert) -> set[str]:
     return held
 
 
-def evidence_event_ids(
-    session: Session, platform_id: int, statuses: Sequence[str] | None = None
-) -> set[str]:
-    """Platform event ids referenced as evidence by its alerts (of these statuses, or any)."""
-    stmt = select(Alert).where(Alert.platform_id == platform_id)
-    if statuses is not None:
-        stmt = stmt.where(Alert.status.in_(tuple(statuses)))
-    held: set[str] = set()
-    for alert in session.scalars(stmt):
-        held |= alert_event_ids(alert)
-    return held
-
-
 def actioned_closings(
     session: Session, platform_id: int, at: datetime
 ) -> dict[int, datetime | None]:

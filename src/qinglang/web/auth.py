@@ -331,10 +331,8 @@ def attempt_login(
             return LoginResult("invalid")
         if store.needs_rehash(user.password_hash):
             user.password_hash = store.hash_password(password)
-        user.failed_logins = 0
-        user.locked_until = None
         user.last_login_at = now
-        store.unlock_user(s, user)
+        store.unlock_user(s, user)  # clears the failure count, the lock and recent failures
         store.record_attempt(s, name, address, True, now)
         store.purge_attempts(s, now - 4 * settings.throttle_window)
         store.purge_sessions(s, now, now - settings.session_idle)

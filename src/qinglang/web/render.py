@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from qinglang import __version__
@@ -126,12 +127,30 @@ def render(
     response = HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
     asked = normalise_lang(request.query_params.get("lang"))
     if asked is not None:
-        response.set_cookie(
-            LANG_COOKIE,
-            asked,
-            max_age=365 * 24 * 3600,
-            path="/console",
-            samesite="lax",
-            secure=auth.is_https(request),
-        )
+        set_lang_cookie(request, response, asked)
     return response
+
+
+def set_lang_cookie(request: Request, response: Response, lang: str) -> None:
+    """Remember ``lang`` for a year in the console's language cookie."""
+    response.set_cookie(
+        LANG_COOKIE,
+        lang,
+        max_age=365 * 24 * 3600,
+        path="/console",
+        samesite="lax",
+        secure=auth.is_https(request),
+    )
+
+
+def static_asset(area: str, name: str, assets: Mapping[str, str]) -> Response:
+    """Serve ``templates/<area>/<name>`` if ``assets`` lists it (else 404), cacheable for a day."""
+    media_type = assets.get(name)
+    if media_type is None:
+        raise HTTPException(status_code=404)
+    source = resources.files("qinglang.web").joinpath("templates", area, name)
+    return Response(
+        source.read_text("utf-8"),
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )

@@ -162,9 +162,7 @@ class TrainedModel:
         self, records: Sequence[AgeRecord], signals: Sequence[Sequence[Signal]]
     ) -> FloatArray:
         """Uncalibrated log-odds for these records."""
-        s = np.clip(self.inner.scores(_docs(records, signals)), 1e-9, 1 - 1e-9)
-        out: FloatArray = np.log(s / (1 - s))
-        return out
+        return _log_odds(self.inner.scores(_docs(records, signals)))
 
     def p_under18(self, record: AgeRecord, signals: Sequence[Signal]) -> float:
         """Calibrated probability of being under 18."""
@@ -180,9 +178,7 @@ class TrainedModel:
         """Uncalibrated under-14 log-odds (needs the under-14 classifier)."""
         if self.child is None:
             raise ValueError("this model has no under-14 classifier")
-        s = np.clip(self.child.scores(_docs(records, signals)), 1e-9, 1 - 1e-9)
-        out: FloatArray = np.log(s / (1 - s))
-        return out
+        return _log_odds(self.child.scores(_docs(records, signals)))
 
     def calibrated_child(self, z: FloatArray) -> FloatArray:
         """Platt map of under-14 log-odds to probabilities."""
@@ -239,6 +235,13 @@ class TrainedModel:
             child=child,
             child_platt=child_platt,
         )
+
+
+def _log_odds(p: FloatArray) -> FloatArray:
+    """Log-odds of probabilities, clipped away from 0 and 1."""
+    s = np.clip(p, 1e-9, 1 - 1e-9)
+    out: FloatArray = np.log(s / (1 - s))
+    return out
 
 
 def _platt(ab: tuple[float, float], z: FloatArray) -> FloatArray:

@@ -163,23 +163,26 @@ def client_for(service: Service, access: _Access) -> NppaClient:
         return found
 
 
-def _access(s: Session, platform: Platform, required: bool = True) -> _Access | None:
+def _access(s: Session, platform: Platform) -> _Access:
+    """The platform's config; 409 if it has none."""
     row = store.config_of(s, platform.id)
     if row is None:
-        if required:
-            raise Problem(
-                409,
-                "Real-name system not configured",
-                "PUT /v1/realname/config first (or `qinglang realname configure`)",
-            )
-        return None
+        raise Problem(
+            409,
+            "Real-name system not configured",
+            "PUT /v1/realname/config first (or `qinglang realname configure`)",
+        )
     return _Access.of(row)
+
+
+def _access_for(s: Session, platform: Platform, provider: str) -> _Access | None:
+    """The platform's config if `provider` is the national system (which needs it)."""
+    return _access(s, platform) if provider == NPPA else None
 
 
 def _verifier(service: Service, provider: str, access: _Access | None) -> RealNameVerifier:
     if provider == NPPA:
-        if access is None:
-            raise Problem(409, "Real-name system not configured", "PUT /v1/realname/config first")
+        assert access is not None  # _access_for raised if unconfigured
         return NppaVerifier(client_for(service, access))
     try:
         return get_verifier(provider)
@@ -294,9 +297,7 @@ async def get_config(key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """The platform's real-name configuration (without the secret)."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        access = _access(s, platform)
-        assert access is not None
-        return _config_out(access)
+        return _config_out(_access(s, platform))
 
     return await service.run(key, work)
 
@@ -358,7 +359,7 @@ async def check(body: CheckIn, key: ApiKeyDep, service: ServiceDep) -> dict[str,
         done = store.check_of(s, acc.id)
         if done is not None and done.status == "ok":
             raise Problem(409, "Already verified", "this account passed a real-name check")
-        access = _access(s, platform, required=body.provider == NPPA)
+        access = _access_for(s, platform, body.provider)
         row = store.begin_check(
             s,
             acc,
@@ -390,7 +391,7 @@ async def refresh(account: str, key: ApiKeyDep, service: ServiceDep) -> dict[str
             raise Problem(404, "No check", f"account {account!r} was never checked")
         if row.status != "pending":
             raise Problem(409, "Not pending", f"the check is {row.status}")
-        return row.ai, row.provider, _access(s, platform, required=row.provider == NPPA)
+        return row.ai, row.provider, _access_for(s, platform, row.provider)
 
     ai, provider, access = await service.run(key, prepare)
     verifier = _verifier(service, provider, access)
@@ -464,8 +465,7 @@ async def start_session(body: SessionIn, key: ApiKeyDep, service: ServiceDep) ->
         if d.outcome.value == "deny":
             out["session"] = None
             return out
-        row = store.check_of(s, acc.id)
-        pi = row.pi if row is not None and row.status == "ok" else None
+        pi = store.verified_pi(s, acc.id)
         if pi is None and body.device is None:
             raise field_problem(422, "device", "is required for a guest (not verified) session")
         gs = store.start_session(s, acc, at, pi=pi, di=None if pi else body.device)
@@ -490,8 +490,7 @@ async def end_session(
         gs = store.session_by_si(s, platform.id, session_id)
         if gs is None:
             raise field_problem(404, "session_id", f"no game session {session_id!r}")
-        row = store.check_of(s, gs.account_id)
-        pi = row.pi if row is not None and row.status == "ok" and gs.device is None else None
+        pi = store.verified_pi(s, gs.account_id) if gs.device is None else None
         gs, ended_now = store.end_session(s, gs, at, pi=pi)
         assert gs.ended_at is not None
         minutes = int((gs.ended_at - gs.started_at).total_seconds() // 60)
@@ -511,12 +510,7 @@ async def flush(
 ) -> dict[str, Any]:
     """Upload waiting login/logout reports now (at most `max_batches` batches of 128)."""
 
-    def prepare(s: Session, platform: Platform) -> _Access:
-        access = _access(s, platform)
-        assert access is not None
-        return access
-
-    access = await service.run(key, prepare)
+    access = await service.run(key, _access)
     report = await run_in_threadpool(
         store.drain,
         service.write_sessions,

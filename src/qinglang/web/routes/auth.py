@@ -9,8 +9,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qinglang.web import auth
-from qinglang.web.i18n import LANG_COOKIE, normalise_lang
-from qinglang.web.render import render
+from qinglang.web.i18n import normalise_lang
+from qinglang.web.render import render, set_lang_cookie
 
 router = APIRouter()
 
@@ -113,12 +113,5 @@ def switch_language(request: Request, code: str, next: str | None = None) -> Res
     lang = normalise_lang(code)
     response = RedirectResponse(auth.safe_next(next) or "/console/", status_code=303)
     if lang is not None:
-        response.set_cookie(
-            LANG_COOKIE,
-            lang,
-            max_age=365 * 24 * 3600,
-            path="/console",
-            samesite="lax",
-            secure=auth.is_https(request),
-        )
+        set_lang_cookie(request, response, lang)
     return response

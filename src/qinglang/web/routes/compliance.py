@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
@@ -25,9 +24,9 @@ from qinglang.api.service import Service, now_utc
 from qinglang.review.priority import PRIORITIES
 from qinglang.store import dashboard as dash
 from qinglang.store.models import Platform
-from qinglang.web.auth import CurrentUser, require_role
+from qinglang.web.auth import CurrentUser, require_role, service_of
 from qinglang.web.i18n import lang_of, translator
-from qinglang.web.render import render
+from qinglang.web.render import render, static_asset
 
 PREFIX: Final = "/console/compliance"
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -407,11 +406,6 @@ def build(
     }
 
 
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
 def figures(service: Service, s: Session, platform_id: int, period: str) -> dict[str, Any]:
     """Every figure of the dashboard for one platform (read in one transaction)."""
     platform = s.get(Platform, platform_id)
@@ -442,7 +436,7 @@ def parse_period(value: str | None) -> str:
 async def dashboard(request: Request, user: Officer) -> Response:
     """The dashboard for the last 12 weeks (``?period=week``) or months (``?period=month``)."""
     period = parse_period(request.query_params.get("period"))
-    service = _service(request)
+    service = service_of(request)
 
     def read() -> dict[str, Any]:
         """Every figure in one read transaction."""
@@ -467,12 +461,4 @@ async def dashboard(request: Request, user: Officer) -> Response:
 @router.get("/assets/{name}")
 async def asset(name: str) -> Response:
     """The dashboard's stylesheet or script (no data: no sign-in needed)."""
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise HTTPException(status_code=404)
-    source = resources.files("qinglang.web").joinpath("templates", "compliance", name)
-    return Response(
-        source.read_text("utf-8"),
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
-    )
+    return static_asset("compliance", name, ASSETS)

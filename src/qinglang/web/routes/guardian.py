@@ -47,7 +47,7 @@ from qinglang.store.models import (
     Relationship,
     RightsRequest,
 )
-from qinglang.web.auth import CurrentUser, Forbidden, csrf_checked, require_role
+from qinglang.web.auth import CurrentUser, Forbidden, csrf_checked, require_role, service_of
 from qinglang.web.i18n import lang_of
 from qinglang.web.render import render
 
@@ -100,11 +100,6 @@ class _Refused(Exception):
 # ---------------------------------------------------------------- helpers
 
 
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
 def _platform(s: Session, user: CurrentUser) -> Platform:
     platform = s.get(Platform, user.platform_id)
     if platform is None:  # the user row references its platform: only after a deletion
@@ -129,6 +124,14 @@ def _linked(s: Session, user: CurrentUser, external_id: str) -> Account | None:
     if consent_store.active_link(s, user.guardian_id, account.id) is None:
         return None
     return account
+
+
+def _linked_or_403(s: Session, user: CurrentUser, external_id: str) -> tuple[Account, Platform]:
+    """The linked child named in the URL and the user's platform; the 403 page otherwise."""
+    child = _linked(s, user, external_id)
+    if child is None:
+        raise Forbidden("not a linked child")
+    return child, _platform(s, user)
 
 
 def _forbidden(request: Request) -> NoReturn:
@@ -231,7 +234,7 @@ def _index(
     values: Mapping[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    service = _service(request)
+    service = service_of(request)
     with service.tx() as s:
         children = _children(s, service, user)
         methods = _methods(service, s, user)
@@ -275,7 +278,7 @@ def link_child(
 
     The guardian also gives the one-time link code the platform showed in the child's own app
     (store/linkcodes.py): knowing an account id is not enough to claim a child."""
-    service = _service(request)
+    service = service_of(request)
     values = {"account": account.strip(), "method": method}
     at = now_utc()
     try:
@@ -370,13 +373,10 @@ def _child_page(
     errors: Mapping[str, FieldError] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    service = _service(request)
+    service = service_of(request)
     lang = lang_of(request)
     with service.tx() as s:
-        child = _linked(s, user, account)
-        if child is None:
-            return _forbidden(request)
-        platform = _platform(s, user)
+        child, platform = _linked_or_403(s, user, account)
         policy = service.policy_for(platform)
         notice = _notice_for(s, platform.id, lang)
         rows = _consent_rows(s, child, notice)
@@ -417,15 +417,14 @@ def post_consent(
     key: FormText = "",
 ) -> Response:
     """Grant, refuse or withdraw one purpose × category (as POST /v1/consents)."""
-    service = _service(request)
+    service = service_of(request)
     pair = f"{purpose}/{category}"
     try:
         with service.tx(write=True) as s:
-            child = _linked(s, user, account)
+            child, platform = _linked_or_403(s, user, account)
             guardian = _guardian(s, user)
-            if child is None or guardian is None:
+            if guardian is None:
                 return _forbidden(request)
-            platform = _platform(s, user)
             request_key = _request_key(user, key)
             if request_key is not None:
                 done = ledger.by_request_key(s, platform.id, request_key)
@@ -499,12 +498,9 @@ COUNT_KEYS: Final = (
 @router.get("/children/{account}/data")
 def data_page(request: Request, account: str, user: GuardianUser) -> HTMLResponse:
     """What is held about the child: the counts of the access export and the profile facts."""
-    service = _service(request)
+    service = service_of(request)
     with service.tx() as s:
-        child = _linked(s, user, account)
-        if child is None:
-            return _forbidden(request)
-        platform = _platform(s, user)
+        child, platform = _linked_or_403(s, user, account)
         export = rights_store.export_account(s, platform, child, now_utc())
         ctx = {
             "child": _child_view(service, platform, child),
@@ -529,14 +525,13 @@ def _filename(external_id: str) -> str:
 @router.get("/children/{account}/export")
 def download(request: Request, account: str, user: GuardianUser) -> Response:
     """The access export as a file (as GET /v1/accounts/{account}/export, recorded likewise)."""
-    service = _service(request)
+    service = service_of(request)
     at = now_utc()
     with service.tx(write=True) as s:
-        child = _linked(s, user, account)
+        child, platform = _linked_or_403(s, user, account)
         guardian = _guardian(s, user)
-        if child is None or guardian is None:
+        if guardian is None:
             return _forbidden(request)
-        platform = _platform(s, user)
         try:
             rights_store.check_may_request(
                 s, service.policy_for(platform), child, "guardian", guardian, at
@@ -580,13 +575,10 @@ def _requests_page(
     values: Mapping[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    service = _service(request)
+    service = service_of(request)
     at = now_utc()
     with service.tx() as s:
-        child = _linked(s, user, account)
-        if child is None:
-            return _forbidden(request)
-        platform = _platform(s, user)
+        child, platform = _linked_or_403(s, user, account)
         policy = service.policy_for(platform)
         rows = [
             r
@@ -643,16 +635,15 @@ def post_request(
     key: FormText = "",
 ) -> Response:
     """Ask for a correction or a deletion (as POST /v1/rights-requests, requester guardian)."""
-    service = _service(request)
+    service = service_of(request)
     values = {"kind": kind, "birth_date": birth_date, "sex": sex, "note": note}
     at = now_utc()
     try:
         with service.tx(write=True) as s:
-            child = _linked(s, user, account)
+            child, platform = _linked_or_403(s, user, account)
             guardian = _guardian(s, user)
-            if child is None or guardian is None:
+            if guardian is None:
                 return _forbidden(request)
-            platform = _platform(s, user)
             request_key = _request_key(user, key)
             if request_key is not None and ledger.by_request_key(s, platform.id, request_key):
                 return _back(_child_url(child.external_id, "requests"))
@@ -695,13 +686,10 @@ def request_detail(
     request: Request, account: str, request_id: int, user: GuardianUser
 ) -> HTMLResponse:
     """One request: its status, due date, history and, if refused, the written reason."""
-    service = _service(request)
+    service = service_of(request)
     at = now_utc()
     with service.tx() as s:
-        child = _linked(s, user, account)
-        if child is None:
-            return _forbidden(request)
-        platform = _platform(s, user)
+        child, platform = _linked_or_403(s, user, account)
         r = rights_store.get_request(s, platform.id, request_id)
         if r is None or r.account_id != child.id or r.guardian_id != user.guardian_id:
             return _forbidden(request)
@@ -777,12 +765,9 @@ def _settings_page(
     values: Mapping[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    service = _service(request)
+    service = service_of(request)
     with service.tx() as s:
-        child = _linked(s, user, account)
-        if child is None:
-            return _forbidden(request)
-        platform = _platform(s, user)
+        child, platform = _linked_or_403(s, user, account)
         profile = service.profile(platform, child)
         floors = profile.policy.table(profile.age)
         settings = dict(child.settings or {})
@@ -845,14 +830,11 @@ def _settings_error(exc: SettingsError, floors: Mapping[str, Rule], lang: str) -
 def _save_settings(
     request: Request, account: str, user: CurrentUser, raw: Mapping[str, str]
 ) -> Response:
-    service = _service(request)
+    service = service_of(request)
     lang = lang_of(request)
     try:
         with service.tx(write=True) as s:
-            child = _linked(s, user, account)
-            if child is None:
-                return _forbidden(request)
-            platform = _platform(s, user)
+            child, platform = _linked_or_403(s, user, account)
             profile = service.profile(platform, child)
             floors = profile.policy.table(profile.age)
             settings: dict[str, Any] = dict(child.settings or {})
@@ -891,13 +873,10 @@ def post_contact(
     action: FormText = "approve",
 ) -> Response:
     """Approve contact from an account, or revoke an approval (as the approve_contact event)."""
-    service = _service(request)
+    service = service_of(request)
     try:
         with service.tx(write=True) as s:
-            child = _linked(s, user, account)
-            if child is None:
-                return _forbidden(request)
-            platform = _platform(s, user)
+            child, platform = _linked_or_403(s, user, account)
             if action not in ("approve", "revoke"):
                 raise _Refused({"contact": FieldError("guardian.contacts.error.action")})
             other = repo.get_account(s, platform.id, contact.strip())
@@ -920,12 +899,9 @@ def post_contact(
 @router.get("/children/{account}/actions")
 def actions_page(request: Request, account: str, user: GuardianUser) -> HTMLResponse:
     """Recent protective actions concerning the child: what happened and when, no evidence."""
-    service = _service(request)
+    service = service_of(request)
     with service.tx() as s:
-        child = _linked(s, user, account)
-        if child is None:
-            return _forbidden(request)
-        platform = _platform(s, user)
+        child, platform = _linked_or_403(s, user, account)
         policy = service.policy_for(platform)
         rows = s.execute(
             select(GuardianNotification)

@@ -14,7 +14,6 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import resources
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlencode
 
@@ -24,13 +23,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from qinglang import __version__
-from qinglang.api.service import Service, now_utc
+from qinglang.api.service import now_utc
 from qinglang.review.actions import ACTION_KINDS, AUTHORITIES, ActionError
 from qinglang.review.priority import OPEN_STATUSES, PRIORITIES
 from qinglang.store import review as store_review
 from qinglang.store.models import Alert, Platform
-from qinglang.web.auth import CurrentUser, csrf_checked, require_role
-from qinglang.web.render import render
+from qinglang.web.auth import CurrentUser, csrf_checked, require_role, service_of
+from qinglang.web.render import render, static_asset
 
 T = TypeVar("T")
 
@@ -110,14 +109,9 @@ def _common() -> dict[str, Any]:
     return {"parse_iso": datetime.fromisoformat, "asset_version": __version__}
 
 
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
 async def _in_tx(request: Request, work: Callable[[Session], T], write: bool = False) -> T:
     """Run `work` in one transaction (committed on success), off the event loop."""
-    service = _service(request)
+    service = service_of(request)
 
     def run() -> T:
         with service.tx(write=write) as s:
@@ -375,7 +369,7 @@ async def take_action(request: Request, alert_id: str, kind: str, user: Staff) -
     """Take a reviewer action (store.review.act, as POST /v1/review/alerts/{id}/actions)."""
     if kind not in ACTION_KINDS:
         raise _not_found()
-    service = _service(request)
+    service = service_of(request)
     values = await _form(request)
 
     def work(s: Session, alert: Alert, now: datetime) -> dict[str, Any]:
@@ -447,12 +441,4 @@ async def document(request: Request, alert_id: str, document_id: str, user: Staf
 @router.get("/assets/{name}")
 async def asset(name: str) -> Response:
     """The workspace's keyboard-shortcut script or stylesheet (no data: no sign-in needed)."""
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise HTTPException(status_code=404)
-    source = resources.files("qinglang.web").joinpath("templates", "reviewer", name)
-    return Response(
-        source.read_text("utf-8"),
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
-    )
+    return static_asset("reviewer", name, ASSETS)
