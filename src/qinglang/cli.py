@@ -19,6 +19,7 @@ from rich.table import Table
 from qinglang.age import InvalidIdentityNumber, age_at, region_name, validate
 from qinglang.commands import (
     age,
+    audit,
     consents,
     console,
     events,
@@ -74,6 +75,7 @@ for _name, _module in (
     ("age", age),
     ("realname", realname),
     ("console", console),
+    ("audit", audit),
 ):
     app.add_typer(_module.app, name=_name)
 

@@ -56,6 +56,12 @@ TABLES = {
     "console_sessions",
     "login_attempts",
     "guardian_link_codes",  # 0008, the guardian portal
+    "processing_records",  # 0009, the compliance audit
+    "audit_runs",
+    "audit_measures",
+    "audit_measure_events",
+    "impact_assessments",
+    "audit_attestations",
 }
 
 

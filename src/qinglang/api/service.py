@@ -276,7 +276,11 @@ def relation(session: Session, sender: Account, recipient: Account) -> Relation:
 
 
 def item_flags(
-    service: Service, platform: Platform, flags: list[ContentFlag], owner: Account
+    service: Service,
+    platform: Platform,
+    flags: list[ContentFlag],
+    owner: Account,
+    at: datetime | None = None,
 ) -> ItemFlags | None:
     """Guard flags of one stored item (None when it carries no exposure restriction)."""
     if not flags:
@@ -288,7 +292,7 @@ def item_flags(
     minor_age = service.policy_for(platform).require("age.minor_below").value
     for f in flags:
         if f.kind in ("minor_pi", "shows_minor"):
-            owner_profile = service.profile(platform, owner)
+            owner_profile = service.profile(platform, owner, at)
             item_level = None if f.audience is None else audience_level(f.audience)
             level, push_level = ExposureIndex.consented_levels(owner_profile, item_level)
             minor_pi = level if minor_pi is None else min(minor_pi, level)

@@ -12,8 +12,9 @@ database needs no ``date_trunc``). Two figures cannot be counted in SQL alone an
 - time to first action is a percentile: each is one ``ORDER BY … OFFSET`` query per period
   (nearest rank), computed by the database.
 
-Audit reports do not exist yet: :func:`audit_reports` is the hook the dashboard lists them from
-(empty until they do).
+Audit runs (:func:`audit_reports`) are listed newest first with a link to their console page;
+the rectification panel (:func:`rectification`) counts the platform's measures by status and
+lists the overdue ones (code, area, owner, due date, days overdue: staff names, no minor's data).
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from qinglang.policy import Policy
 from qinglang.review.priority import OPEN_STATUSES, PRIORITIES
 from qinglang.store.models import (
     AGE_SOURCES,
+    MEASURE_STATUSES,
     Account,
     AgeAssessment,
     AgeAssessmentEvent,
     Alert,
+    AuditMeasure,
+    AuditRun,
     Consent,
     DecisionLog,
     Platform,
@@ -693,7 +697,7 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
-# ---------------------------------------------------------------- audit reports (hook)
+# ---------------------------------------------------------------- audit reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,6 +710,93 @@ class AuditReportLink:
     created_at: datetime
 
 
-def audit_reports(session: Session, platform_id: int) -> list[AuditReportLink]:
-    """The platform's audit reports, newest first: none exist yet (a later issue), so []."""
-    return []
+AUDIT_URL: Final = "/console/compliance/audits/{id}"
+"""Console page of one audit run."""
+REPORTS_SHOWN: Final = 20
+"""Audit runs listed on the dashboard, newest first."""
+
+
+def audit_reports(
+    session: Session, platform_id: int, limit: int = REPORTS_SHOWN
+) -> list[AuditReportLink]:
+    """The platform's audit runs, newest first, as links to their console pages."""
+    rows = session.execute(
+        select(AuditRun.id, AuditRun.period, AuditRun.created_at)
+        .where(AuditRun.platform_id == platform_id)
+        .order_by(AuditRun.created_at.desc(), AuditRun.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        AuditReportLink(f"Audit {period}", str(period), AUDIT_URL.format(id=rid), created_at)
+        for rid, period, created_at in rows
+    ]
+
+
+# ---------------------------------------------------------------- rectification
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueMeasure:
+    """A measure not closed past its due date."""
+
+    code: str
+    area: str
+    owner: str
+    status: str
+    due_date: date
+    days_overdue: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rectification:
+    """The platform's measures by status now, and the overdue ones (longest overdue first)."""
+
+    counts: dict[str, int]
+    overdue: list[OverdueMeasure]
+
+    @property
+    def total(self) -> int:
+        """Every measure, whatever its status."""
+        return sum(self.counts.values())
+
+
+OVERDUE_SHOWN: Final = 50
+"""Overdue measures listed on the dashboard (the count covers them all)."""
+
+
+def overdue_measures(
+    session: Session, platform_id: int, today: date, limit: int = OVERDUE_SHOWN
+) -> list[OverdueMeasure]:
+    """Measures not closed whose due date is before `today`, longest overdue first."""
+    rows = session.execute(
+        select(
+            AuditMeasure.code,
+            AuditMeasure.area,
+            AuditMeasure.owner,
+            AuditMeasure.status,
+            AuditMeasure.due_date,
+        )
+        .where(
+            AuditMeasure.platform_id == platform_id,
+            AuditMeasure.status != "closed",
+            AuditMeasure.due_date < today,
+        )
+        .order_by(AuditMeasure.due_date, AuditMeasure.id)
+        .limit(limit)
+    ).all()
+    return [
+        OverdueMeasure(code, area, owner, status, due, (today - due).days)
+        for code, area, owner, status, due in rows
+    ]
+
+
+def rectification(session: Session, platform_id: int, today: date) -> Rectification:
+    """Measures per status (every status, zeros included) and the overdue ones."""
+    rows = session.execute(
+        select(AuditMeasure.status, func.count())
+        .where(AuditMeasure.platform_id == platform_id)
+        .group_by(AuditMeasure.status)
+    ).all()
+    found = {str(st): int(n) for st, n in rows}
+    counts = {st: found.get(st, 0) for st in MEASURE_STATUSES}
+    return Rectification(counts, overdue_measures(session, platform_id, today))

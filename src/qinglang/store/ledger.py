@@ -174,16 +174,21 @@ def build_bundle(
     *,
     platform_slug: str | None = None,
     now: datetime | None = None,
+    upto: int | None = None,
 ) -> dict[str, Any]:
     """A proof bundle for `child` (an account external id): see docs/ledger.md.
 
     Entries about the child carry their full body, every other entry only its body digest;
     all carry their link hash. The chain is verified while it is read: raises ChainBroken.
+    With `upto`, the proof ends at that entry (its head is that entry), e.g. the head as of an
+    audit's instant, so that later entries do not change it.
     """
     entries: list[dict[str, Any]] = []
 
     def recorded() -> Iterator[Link]:
         for link in links(session, platform_id):
+            if upto is not None and link.seq > upto:
+                return
             entry: dict[str, Any] = {"seq": link.seq}
             if link.columns is not None and link.columns["subject"] == child:
                 entry["body"] = link.body
@@ -194,6 +199,13 @@ def build_bundle(
             yield link
 
     recorded_head = head(session, platform_id)
+    if upto is not None and recorded_head is not None and upto < recorded_head[0]:
+        at_upto = session.execute(
+            select(LedgerEntry.hash).where(
+                LedgerEntry.platform_id == platform_id, LedgerEntry.seq == upto
+            )
+        ).scalar_one_or_none()
+        recorded_head = None if at_upto is None else (upto, at_upto)
     brk = verify_chain(recorded(), recorded_head, platform_id=platform_id)
     if brk is not None:
         raise ChainBroken(platform_id, brk)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -986,3 +987,132 @@ class GuardianLinkCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
+
+
+# ---------------------------------------------------------------- compliance audit
+
+MEASURE_STATUSES: Final = ("open", "in_progress", "done", "closed")
+"""A rectification measure: open → in_progress → done (the owner says so) → closed (its linked
+automated checks pass, or it has none and a compliance officer closes it)."""
+
+
+class ProcessingRecord(Base):
+    """A record of processing (PIPL art. 56): the platform processed `category` of an account
+    for `purpose` at `at` (reported through the API or imported from historical logs)."""
+
+    __tablename__ = "processing_records"
+    __table_args__ = (Index(None, "platform_id", "at"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    account_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+
+
+class AuditRun(Base):
+    """One audit run: the period, the counts of its findings and the signed bundle's manifest."""
+
+    __tablename__ = "audit_runs"
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    period: Mapped[str] = mapped_column(String(64))
+    start: Mapped[date] = mapped_column(Date())
+    end: Mapped[date] = mapped_column(Date())
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    passed: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    not_evidenced: Mapped[int] = mapped_column(Integer)
+    #: Requirement id → status, for rectification (a measure closes when its checks pass).
+    statuses: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+
+
+class AuditMeasure(Base):
+    """A rectification measure and the requirements it answers."""
+
+    __tablename__ = "audit_measures"
+    __table_args__ = (
+        UniqueConstraint("platform_id", "code"),
+        CheckConstraint(_in("status", MEASURE_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    code: Mapped[str] = mapped_column(String(32))
+    area: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(128))
+    due_date: Mapped[date] = mapped_column(Date())
+    requirement_ids: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    evidence: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("audit_runs.id", ondelete="SET NULL")
+    )
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditMeasureEvent(Base):
+    """One change of a measure (status, evidence), with who made it and when."""
+
+    __tablename__ = "audit_measure_events"
+
+    id: Mapped[int] = _id()
+    measure_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("audit_measures.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ImpactAssessment(Base):
+    """A version of the platform's PI impact assessment (PIPL art. 55), kept until `keep_until`
+    (art. 56: three years)."""
+
+    __tablename__ = "impact_assessments"
+    __table_args__ = (UniqueConstraint("platform_id", "version"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(json_type())
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+    keep_until: Mapped[date] = mapped_column(Date())
+
+
+class Attestation(Base):
+    """A document that evidences an attested requirement: its owner, date and content digest."""
+
+    __tablename__ = "audit_attestations"
+    __table_args__ = (Index(None, "platform_id", "requirement_id"),)
+
+    id: Mapped[int] = _id()
+    platform_id: Mapped[int] = _platform_fk()
+    requirement_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(300))
+    owner: Mapped[str] = mapped_column(String(128))
+    document_date: Mapped[date] = mapped_column(Date())
+    media_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(EncryptedText())
+    """The document, base64, encrypted at rest."""
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())

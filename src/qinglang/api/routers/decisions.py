@@ -6,9 +6,9 @@ with citations and messages in Chinese and English, and the limits that apply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +56,8 @@ router = APIRouter(
 )
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+Decided = tuple[Decision, Account, Account | None]
+"""A decision with its subject account and the other account, if any."""
 
 
 class Strict(BaseModel):
@@ -131,20 +133,31 @@ def _answer(
     service: Service,
     platform: Platform,
     kind: str,
-    action: str,
-    d: Decision,
-    subject: Account,
-    other: Account | None = None,
+    body: Strict,
+    decided: Decided,
 ) -> dict[str, Any]:
+    d, subject, other = decided
     service.log(
         platform,
         kind,
-        action,
+        ACTIONS[kind](body),
         d,
         subject_account_id=subject.id,
         other_account_id=None if other is None else other.id,
+        request=body.model_dump(mode="json"),
     )
     return d.to_dict()
+
+
+ACTIONS: Final[dict[str, Callable[[Any], str]]] = {
+    "contact": lambda b: b.action,
+    "exposure": lambda b: b.surface,
+    "attribute": lambda b: b.attribute,
+    "collection": lambda b: b.category,
+    "spending": lambda b: b.purpose,
+    "playtime": lambda b: b.kind,
+}
+"""The logged action of each decision kind (the request field that names it)."""
 
 
 def _levels(session: Session, viewer: Account, owners: Iterable[Account]) -> dict[int, int]:
@@ -162,35 +175,49 @@ async def contact(body: ContactIn, key: ApiKeyDep, service: ServiceDep) -> dict[
     """May sender take action towards recipient."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        a = require_accounts(s, platform, sender=body.sender, recipient=body.recipient)
-        sender, recipient = a["sender"], a["recipient"]
-        d = contact_decision(
-            body.action,
-            service.profile(platform, sender),
-            service.profile(platform, recipient),
-            relation(s, sender, recipient),
+        return _answer(
+            service, platform, "contact", body, decide_contact(s, service, platform, body)
         )
-        return _answer(service, platform, "contact", body.action, d, sender, recipient)
 
     return await service.run(key, work)
 
 
+def decide_contact(
+    s: Session, service: Service, platform: Platform, body: ContactIn, at: datetime | None = None
+) -> Decided:
+    """The contact decision for a request (at `at`, default now)."""
+    a = require_accounts(s, platform, sender=body.sender, recipient=body.recipient)
+    sender, recipient = a["sender"], a["recipient"]
+    d = contact_decision(
+        body.action,
+        service.profile(platform, sender, at),
+        service.profile(platform, recipient, at),
+        relation(s, sender, recipient),
+    )
+    return d, sender, recipient
+
+
 def _viewer_and_index(
-    s: Session, service: Service, platform: Platform, viewer: Account, items: list[str]
+    s: Session,
+    service: Service,
+    platform: Platform,
+    viewer: Account,
+    items: list[str],
+    at: datetime | None = None,
 ) -> tuple[Viewer, ExposureIndex]:
     stored = repo.flags_for_items(s, platform.id, items)
     flagged = {k: v for k, v in stored.items() if v}
     index = ExposureIndex(service.policy_for(platform))
     owner_of = repo.item_owners(s, platform.id, list(flagged))
     for item_id, flags in flagged.items():
-        f = item_flags(service, platform, flags, owner_of[item_id])
+        f = item_flags(service, platform, flags, owner_of[item_id], at)
         if f is not None:
             index.put(item_id, f)
     owners = {o.id: o for o in owner_of.values()}
     levels = _levels(s, viewer, owners.values())
     friends = {owners[i].external_id for i, lvl in levels.items() if lvl == FRIENDS}
     following = {owners[i].external_id for i, lvl in levels.items() if lvl == FOLLOWERS}
-    return Viewer(service.profile(platform, viewer), friends, following), index
+    return Viewer(service.profile(platform, viewer, at), friends, following), index
 
 
 @router.post("/exposure", responses=error_responses(400, 404, 409, 422))
@@ -198,12 +225,20 @@ async def exposure(body: ExposureIn, key: ApiKeyDep, service: ServiceDep) -> dic
     """May this item be shown to this viewer on this surface."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        viewer = require_account(s, platform, body.viewer, "viewer")
-        v, index = _viewer_and_index(s, service, platform, viewer, [body.item])
-        d = exposure_decision(v, index.flags.get(body.item), body.surface)
-        return _answer(service, platform, "exposure", body.surface, d, viewer)
+        return _answer(
+            service, platform, "exposure", body, decide_exposure(s, service, platform, body)
+        )
 
     return await service.run(key, work)
+
+
+def decide_exposure(
+    s: Session, service: Service, platform: Platform, body: ExposureIn, at: datetime | None = None
+) -> Decided:
+    """The exposure decision for a request (at `at`, default now)."""
+    viewer = require_account(s, platform, body.viewer, "viewer")
+    v, index = _viewer_and_index(s, service, platform, viewer, [body.item], at)
+    return exposure_decision(v, index.flags.get(body.item), body.surface), viewer, None
 
 
 @router.post("/exposure/batch", responses=error_responses(400, 404, 409, 422))
@@ -230,13 +265,25 @@ async def attribute(body: AttributeIn, key: ApiKeyDep, service: ServiceDep) -> d
     """May the owner's location, face or school be shown to the viewer."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        a = require_accounts(s, platform, owner=body.owner, viewer=body.viewer)
-        owner, viewer = a["owner"], a["viewer"]
-        level = _levels(s, viewer, [owner])[owner.id]
-        d = attribute_decision(service.profile(platform, owner), body.attribute, level)
-        return _answer(service, platform, "attribute", body.attribute, d, owner, viewer)
+        return _answer(
+            service, platform, "attribute", body, decide_attribute(s, service, platform, body)
+        )
 
     return await service.run(key, work)
+
+
+def decide_attribute(
+    s: Session, service: Service, platform: Platform, body: AttributeIn, at: datetime | None = None
+) -> Decided:
+    """The attribute decision for a request (at `at`, default now)."""
+    a = require_accounts(s, platform, owner=body.owner, viewer=body.viewer)
+    owner, viewer = a["owner"], a["viewer"]
+    level = _levels(s, viewer, [owner])[owner.id]
+    return (
+        attribute_decision(service.profile(platform, owner, at), body.attribute, level),
+        owner,
+        viewer,
+    )
 
 
 @router.post("/collection", responses=error_responses(400, 404, 409, 422))
@@ -245,12 +292,20 @@ async def collection(body: CollectionIn, key: ApiKeyDep, service: ServiceDep) ->
     (consents as recorded: a stale or withdrawn consent counts as not given)."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        account = require_account(s, platform, body.account, "account")
-        profile = service.profile(platform, account)
-        d = collection_decision(profile, body.category, body.purpose)
-        return _answer(service, platform, "collection", body.category, d, account)
+        return _answer(
+            service, platform, "collection", body, decide_collection(s, service, platform, body)
+        )
 
     return await service.run(key, work)
+
+
+def decide_collection(
+    s: Session, service: Service, platform: Platform, body: CollectionIn, at: datetime | None = None
+) -> Decided:
+    """The collection decision for a request (at `at`, default now)."""
+    account = require_account(s, platform, body.account, "account")
+    profile = service.profile(platform, account, at)
+    return collection_decision(profile, body.category, body.purpose), account, None
 
 
 @router.post("/spending", responses=error_responses(400, 404, 409, 422))
@@ -258,37 +313,70 @@ async def spending(body: SpendingIn, key: ApiKeyDep, service: ServiceDep) -> dic
     """May the account pay this amount now; includes what remains today and this month."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        account = require_account(s, platform, body.account, "account")
-        try:
-            d = spending_decision(
-                service.profile(platform, account),
-                body.amount_fen,
-                body.today_total_fen,
-                body.month_total_fen,
-                body.purpose,
-            )
-        except ValueError as exc:
-            raise problem_for(exc, "amount_fen") from None
-        return _answer(service, platform, "spending", body.purpose, d, account)
+        return _answer(
+            service, platform, "spending", body, decide_spending(s, service, platform, body)
+        )
 
     return await service.run(key, work)
+
+
+def decide_spending(
+    s: Session, service: Service, platform: Platform, body: SpendingIn, at: datetime | None = None
+) -> Decided:
+    """The spending decision for a request (at `at`, default now)."""
+    account = require_account(s, platform, body.account, "account")
+    try:
+        d = spending_decision(
+            service.profile(platform, account, at),
+            body.amount_fen,
+            body.today_total_fen,
+            body.month_total_fen,
+            body.purpose,
+        )
+    except ValueError as exc:
+        raise problem_for(exc, "amount_fen") from None
+    return d, account, None
 
 
 @router.post("/playtime", responses=error_responses(400, 404, 409, 422))
 async def playtime(body: PlaytimeIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the account use a game or general app now; includes minutes left and the next window."""
-    at: datetime = body.at or now_utc()
+    if body.at is None:
+        body = body.model_copy(update={"at": now_utc()})
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
-        account = require_account(s, platform, body.account, "account")
-        try:
-            d = playtime_decision(
-                service.profile(platform, account, at), body.kind, at, body.minutes_used_today
-            )
-        except CalendarRangeError as exc:
-            raise field_problem(422, "at", str(exc)) from None
-        except ValueError as exc:
-            raise problem_for(exc, "at") from None
-        return _answer(service, platform, "playtime", body.kind, d, account)
+        return _answer(
+            service, platform, "playtime", body, decide_playtime(s, service, platform, body)
+        )
 
     return await service.run(key, work)
+
+
+def decide_playtime(
+    s: Session, service: Service, platform: Platform, body: PlaytimeIn, at: datetime | None = None
+) -> Decided:
+    """The playtime decision for a request (at the request's `at`, else `at`, else now)."""
+    when: datetime = body.at or at or now_utc()
+    account = require_account(s, platform, body.account, "account")
+    try:
+        d = playtime_decision(
+            service.profile(platform, account, when), body.kind, when, body.minutes_used_today
+        )
+    except CalendarRangeError as exc:
+        raise field_problem(422, "at", str(exc)) from None
+    except ValueError as exc:
+        raise problem_for(exc, "at") from None
+    return d, account, None
+
+
+Decider = Callable[[Session, Service, Platform, Any, datetime | None], Decided]
+DECIDERS: Final[dict[str, tuple[type[Strict], Decider]]] = {
+    "contact": (ContactIn, decide_contact),
+    "exposure": (ExposureIn, decide_exposure),
+    "attribute": (AttributeIn, decide_attribute),
+    "collection": (CollectionIn, decide_collection),
+    "spending": (SpendingIn, decide_spending),
+    "playtime": (PlaytimeIn, decide_playtime),
+}
+"""Decision kind → (request model, decide function): the routes and the audit's replay of
+logged decisions share them."""

@@ -4,6 +4,9 @@ same numbers.
 
 Aggregates only (``qinglang.store.dashboard``): no account, name or birth date reaches the page.
 Roles ``compliance`` and ``platform_admin``; every figure is of the user's own platform.
+The dashboard also shows the rectification plan (measures by status, the overdue ones) and links
+to each audit run's page (``/audits/{id}``: its counts and the status of every requirement;
+another platform's run, or none, is the console's 404 page).
 See docs/console.md ("Compliance dashboard").
 """
 
@@ -13,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from markupsafe import Markup, escape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -23,7 +27,7 @@ from qinglang import __version__
 from qinglang.api.service import Service, now_utc
 from qinglang.review.priority import PRIORITIES
 from qinglang.store import dashboard as dash
-from qinglang.store.models import Platform
+from qinglang.store.models import MEASURE_STATUSES, AuditMeasure, AuditRun, Platform
 from qinglang.web.auth import CurrentUser, require_role, service_of
 from qinglang.web.i18n import lang_of, translator
 from qinglang.web.render import render, static_asset
@@ -413,6 +417,7 @@ def figures(service: Service, s: Session, platform_id: int, period: str) -> dict
     policy = service.policy_for(platform)
     now = now_utc()
     ps = dash.periods(period, now, policy.tz)
+    today = now.astimezone(policy.tz).date()
     return {
         "now": now,
         "periods": ps,
@@ -424,6 +429,8 @@ def figures(service: Service, s: Session, platform_id: int, period: str) -> dict
         "alerts": dash.alert_figures(s, platform_id, ps, now, policy),
         "rights": dash.rights_figures(s, platform_id, ps, now),
         "reports": dash.audit_reports(s, platform_id),
+        "rectification": dash.rectification(s, platform_id, today),
+        "measure_statuses": MEASURE_STATUSES,
     }
 
 
@@ -454,8 +461,97 @@ async def dashboard(request: Request, user: Officer) -> Response:
         "states": dash.ASSESSMENT_STATES,
         "asset_version": __version__,
         "scan_cap": dash.SCAN_CAP,
+        "labels": labels(t),
     }
     return render(request, "compliance/dashboard.html", ctx)
+
+
+def labels(t: Callable[..., str]) -> dict[str, dict[str, str]]:
+    """Names of measure statuses, areas and finding statuses in the reader's language."""
+    return {
+        "measure_status": {
+            "open": t("compliance.measure_status.open"),
+            "in_progress": t("compliance.measure_status.in_progress"),
+            "done": t("compliance.measure_status.done"),
+            "closed": t("compliance.measure_status.closed"),
+        },
+        "area": {
+            "registration": t("compliance.area.registration"),
+            "storage": t("compliance.area.storage"),
+            "use": t("compliance.area.use"),
+            "sharing": t("compliance.area.sharing"),
+            "contact": t("compliance.area.contact"),
+            "content": t("compliance.area.content"),
+            "time": t("compliance.area.time"),
+            "spending": t("compliance.area.spending"),
+            "governance": t("compliance.area.governance"),
+        },
+        "finding": {
+            "pass": t("compliance.audit.status.pass"),
+            "fail": t("compliance.audit.status.fail"),
+            "not_evidenced": t("compliance.audit.status.not_evidenced"),
+        },
+    }
+
+
+def _requirements() -> dict[str, Any]:
+    """Requirement id → requirement of the shipped catalogue ({} if it cannot be loaded)."""
+    try:
+        from qinglang.audit.catalogue import load_catalogue
+
+        return {r.id: r for r in load_catalogue()}
+    except Exception:
+        return {}
+
+
+def audit_run(s: Session, platform_id: int, run_id: int) -> dict[str, Any] | None:
+    """One audit run of the platform: counts, each requirement's status, measures it opened."""
+    run = s.get(AuditRun, run_id)
+    if run is None or run.platform_id != platform_id:
+        return None
+    reqs = _requirements()
+    order = {rid: i for i, rid in enumerate(reqs)}
+    statuses = dict(run.statuses or {})
+    rows = [
+        {"id": rid, "status": str(st), "requirement": reqs.get(rid)}
+        for rid, st in sorted(
+            statuses.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])
+        )
+    ]
+    measures = list(
+        s.execute(
+            select(AuditMeasure)
+            .where(AuditMeasure.platform_id == platform_id, AuditMeasure.run_id == run.id)
+            .order_by(AuditMeasure.id)
+        ).scalars()
+    )
+    return {
+        "run": run,
+        "rows": rows,
+        "measures": [
+            {"code": m.code, "area": m.area, "status": m.status, "due_date": m.due_date}
+            for m in measures
+        ],
+    }
+
+
+@router.get("/audits/{run_id}")
+async def audit_page(request: Request, run_id: str, user: Officer) -> Response:
+    """One audit run of the user's platform: its counts and each requirement's status."""
+    if not run_id.isdigit() or len(run_id) > 18:
+        raise HTTPException(status_code=404)
+    service = service_of(request)
+
+    def read() -> dict[str, Any] | None:
+        """The run, in one read transaction."""
+        with service.tx() as s:
+            return audit_run(s, user.platform_id, int(run_id))
+
+    data = await run_in_threadpool(read)
+    if data is None:
+        raise HTTPException(status_code=404)
+    ctx = {**data, "asset_version": __version__, "labels": labels(translator(lang_of(request)))}
+    return render(request, "compliance/audit.html", ctx)
 
 
 @router.get("/assets/{name}")

@@ -1,0 +1,944 @@
+"""The audit's reads over qinglang's records: what was processed, contacted and shown, and
+under which consents, in a period; plus the import of a platform's historical logs.
+
+Every function reads in the caller's transaction and returns plain figures and capped samples
+of identifiers (account ids, never names or birth dates); ``qinglang.audit.checks`` turns them
+into findings. Work is chunked so that a platform of a million accounts and ten million logged
+decisions is read in bounded memory (bench/bench_audit.py): aggregates run in SQL, and only the
+accounts that can be minors in the period are held in memory with their birth dates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+from sqlalchemy import and_, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from qinglang.age.ages import age_at
+from qinglang.age.suspicion import SUSPECTED_STATES, effective_age, inferred_age
+from qinglang.policy import Policy
+from qinglang.store import events as store_events
+from qinglang.store.models import (
+    Account,
+    AgeAssessment,
+    Alert,
+    ContentFlag,
+    ContentItem,
+    DecisionLog,
+    GameSession,
+    ImpactAssessment,
+    LedgerEntry,
+    Platform,
+    ProcessingRecord,
+    Relationship,
+    ReviewAction,
+    RightsRequest,
+    StoredEvent,
+    utcnow,
+)
+
+CHUNK: Final = 5_000
+SAMPLE: Final = 200
+"""Rows of evidence kept per finding (the total is always counted)."""
+PUSH_SURFACES: Final = ("recommended", "searched")
+"""Impression surfaces where the platform chose to show the item (not the viewer's own visit)."""
+CONSENT_KINDS: Final = ("consent.granted", "consent.refused", "consent.withdrawn", "consent.stale")
+AUDIENCE_ORDER: Final = ("nobody", "owner", "friends", "followers", "public")
+"""Audience levels, narrowest first (as the guard's exposure decisions)."""
+IMPORT_SOURCE: Final = "import"
+
+
+class ImportError_(ValueError):
+    """A historical-log line that cannot be imported; `line` and `field` say where."""
+
+    def __init__(self, line: int, field: str, message: str) -> None:
+        super().__init__(f"line {line}: {field}: {message}")
+        self.line = line
+        self.field = field
+
+
+# ---------------------------------------------------------------- the period
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The audited period as UTC instants [start, end), cut at `as_of`."""
+
+    start: datetime
+    end: datetime
+    as_of: datetime
+
+    def contains(self, at: datetime) -> bool:
+        """Whether an instant falls in the window."""
+        return self.start <= at < self.end
+
+
+def window(
+    policy: Policy, first: date, last: date, as_of: datetime, since: datetime | None = None
+) -> Window:
+    """The window from `first` to `last` (inclusive days in the pack's zone), cut at `as_of`
+    (and starting at `since` if that is later, e.g. the day a rectification took effect)."""
+    tz = policy.tz
+    start = datetime.combine(first, time(), tz).astimezone(UTC)
+    if since is not None:
+        start = max(start, since.astimezone(UTC))
+    end = datetime.combine(last + timedelta(days=1), time(), tz).astimezone(UTC)
+    return Window(start, min(end, as_of), as_of)
+
+
+# ---------------------------------------------------------------- who can be a minor
+
+
+@dataclass(slots=True)
+class Minors:
+    """Accounts that can be minors at some time in the window, with their effective birth date
+    (stored age, else a suspected age from the age assessment)."""
+
+    policy: Policy
+    birth: dict[int, date] = field(default_factory=dict)
+    by_external: dict[str, int] = field(default_factory=dict)
+    external: dict[int, str] = field(default_factory=dict)
+    accounts: int = 0
+    """Every account of the platform read."""
+    day_after: bool = False
+
+    def age(self, account_id: int, at: datetime) -> int | None:
+        """The account's age at `at` (None: not a minor candidate or no known age)."""
+        born = self.birth.get(account_id)
+        if born is None:
+            return None
+        return age_at(born, at, self.policy.tz, counts_from_day_after=self.day_after)
+
+    def below(self, account_id: int, at: datetime, limit: int) -> bool:
+        """Whether the account is younger than `limit` years at `at`."""
+        a = self.age(account_id, at)
+        return a is not None and a < limit
+
+
+def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -> Minors:
+    """Read every account once (chunked) and keep those under the minor age during the window."""
+    minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
+    counting = policy.rule("age.counting", None)
+    out = Minors(policy, day_after=counting is not None and counting.value == "day_after_birthday")
+    suspected_states = {s.value for s in SUSPECTED_STATES}
+    today = w.as_of.astimezone(policy.tz).date()
+    after = 0
+    while True:
+        rows = session.execute(
+            select(
+                Account.id,
+                Account.external_id,
+                Account.birth_date,
+                Account.age_source,
+                AgeAssessment.state,
+                AgeAssessment.suspected_child,
+            )
+            .outerjoin(AgeAssessment, AgeAssessment.account_id == Account.id)
+            .where(Account.platform_id == platform_id, Account.id > after)
+            .order_by(Account.id)
+            .limit(CHUNK)
+        ).all()
+        if not rows:
+            return out
+        out.accounts += len(rows)
+        after = int(rows[-1][0])
+        for aid, ext, born, source, state, suspected_child in rows:
+            suspected = (
+                inferred_age(bool(suspected_child))
+                if state is not None and state in suspected_states
+                else None
+            )
+            if born is None and suspected is None:
+                continue
+            birth, _ = effective_age(born, source, suspected, today)
+            if birth is None:
+                continue
+            if age_at(birth, w.start, policy.tz) >= minor_below:
+                continue
+            out.birth[int(aid)] = birth
+            out.by_external[str(ext)] = int(aid)
+            out.external[int(aid)] = str(ext)
+
+
+# ---------------------------------------------------------------- consent history
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """A purpose × category consent as it stood at an instant."""
+
+    status: str
+    """granted, refused, withdrawn, stale, or none (no record yet)."""
+    given_by: str | None = None
+    audience: str | None = None
+
+    @property
+    def valid_guardian(self) -> bool:
+        """A grant by the guardian that was not stale."""
+        return self.status == "granted" and self.given_by == "guardian"
+
+
+NO_CONSENT: Final = ConsentState("none")
+Timeline = dict[tuple[str, str], list[tuple[datetime, ConsentState]]]
+
+
+def consent_timelines(
+    session: Session, platform_id: int, subjects: Sequence[str]
+) -> dict[str, Timeline]:
+    """Each subject's consent history per purpose × category, from the hash-chained ledger."""
+    out: dict[str, Timeline] = {}
+    for i in range(0, len(subjects), CHUNK):
+        rows = session.execute(
+            select(LedgerEntry.subject, LedgerEntry.kind, LedgerEntry.body, LedgerEntry.at)
+            .where(
+                LedgerEntry.platform_id == platform_id,
+                LedgerEntry.kind.in_(CONSENT_KINDS),
+                LedgerEntry.subject.in_(subjects[i : i + CHUNK]),
+            )
+            .order_by(LedgerEntry.seq)
+        ).all()
+        for subject, kind, body, at in rows:
+            data = json.loads(body)["data"]
+            line = out.setdefault(str(subject), {})
+            if kind == "consent.stale":
+                for purpose, category in data.get("pairs", []):
+                    line.setdefault((purpose, category), []).append((at, ConsentState("stale")))
+                continue
+            state = ConsentState(kind.split(".", 1)[1], data.get("given_by"), data.get("audience"))
+            line.setdefault((data["purpose"], data["category"]), []).append((at, state))
+    return out
+
+
+def state_at(timeline: Timeline | None, purpose: str, category: str, at: datetime) -> ConsentState:
+    """The consent for purpose × category as it stood at `at` (the last change at or before)."""
+    if not timeline:
+        return NO_CONSENT
+    current = NO_CONSENT
+    for when, state in timeline.get((purpose, category), ()):
+        if when > at:
+            break
+        current = state
+    return current
+
+
+# ---------------------------------------------------------------- processing under consent
+
+
+@dataclass(slots=True)
+class Processing:
+    """Processing of children's information in the window, judged against consent at the time."""
+
+    records: int = 0
+    """Processing records of the platform in the window (every account)."""
+    child_records: int = 0
+    covered: int = 0
+    by_state: Counter[str] = field(default_factory=Counter)
+    """Child records without a valid guardian grant, by the consent's state then."""
+    children: set[int] = field(default_factory=set)
+    uncovered_children: set[int] = field(default_factory=set)
+    per_category: dict[str, list[int]] = field(default_factory=dict)
+    """category → [child records, covered]."""
+    sample: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    """(account, purpose, category, at, consent state) of uncovered child records."""
+
+
+def processing(
+    session: Session, platform_id: int, policy: Policy, w: Window, minors: Minors
+) -> Processing:
+    """Every child's processing record in the window, with the consent as it stood then."""
+    child_below = int(policy.require("age.child_below").value)  # type: ignore[arg-type]
+    out = Processing()
+    out.records = int(
+        session.scalar(
+            select(func.count(ProcessingRecord.id)).where(
+                ProcessingRecord.platform_id == platform_id,
+                ProcessingRecord.at >= w.start,
+                ProcessingRecord.at < w.end,
+            )
+        )
+        or 0
+    )
+    ids = sorted(minors.birth)
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i : i + CHUNK]
+        rows = session.execute(
+            select(
+                ProcessingRecord.account_id,
+                ProcessingRecord.purpose,
+                ProcessingRecord.category,
+                ProcessingRecord.at,
+            )
+            .where(
+                ProcessingRecord.platform_id == platform_id,
+                ProcessingRecord.account_id.in_(chunk),
+                ProcessingRecord.at >= w.start,
+                ProcessingRecord.at < w.end,
+            )
+            .order_by(ProcessingRecord.id)
+        ).all()
+        rows = [r for r in rows if minors.below(int(r[0]), r[3], child_below)]
+        if not rows:
+            continue
+        subjects = sorted({minors.external[int(r[0])] for r in rows})
+        lines = consent_timelines(session, platform_id, subjects)
+        for aid, purpose, category, at in rows:
+            ext = minors.external[int(aid)]
+            state = state_at(lines.get(ext), purpose, category, at)
+            out.child_records += 1
+            out.children.add(int(aid))
+            cat = out.per_category.setdefault(category, [0, 0])
+            cat[0] += 1
+            if state.valid_guardian:
+                out.covered += 1
+                cat[1] += 1
+                continue
+            reason = state.status if state.status != "granted" else "self"
+            out.by_state[reason] += 1
+            out.uncovered_children.add(int(aid))
+            if len(out.sample) < SAMPLE:
+                out.sample.append((ext, purpose, category, _iso(at), reason))
+    return out
+
+
+# ---------------------------------------------------------------- contact with minors
+
+
+@dataclass(slots=True)
+class Contacts:
+    """Direct messages to minors in the window, and the contact decisions qinglang logged."""
+
+    messages_to_minors: int = 0
+    from_strangers: int = 0
+    delivered_against_rule: int = 0
+    """Stranger messages delivered although the pack's rule for the recipient's age says deny
+    or needs the guardian."""
+    senders: set[str] = field(default_factory=set)
+    recipients: set[str] = field(default_factory=set)
+    by_rule: Counter[str] = field(default_factory=Counter)
+    sample: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """(sender, recipient, at, rule id) of delivered stranger messages against the rule."""
+    decisions: dict[str, int] = field(default_factory=dict)
+    """Logged contact decisions towards minors in the window, by outcome."""
+    sample_rate: float = 1.0
+
+
+def _edges_before(
+    session: Session, platform_id: int, recipients: Sequence[int]
+) -> dict[tuple[int, int], dict[str, datetime]]:
+    """Edges touching these accounts: (child, other) → {follow_in, follow_out, approved}: since."""
+    out: dict[tuple[int, int], dict[str, datetime]] = defaultdict(dict)
+    rows = session.execute(
+        select(
+            Relationship.src_account_id,
+            Relationship.dst_account_id,
+            Relationship.kind,
+            Relationship.created_at,
+        ).where(
+            Relationship.platform_id == platform_id,
+            (Relationship.src_account_id.in_(recipients))
+            | (Relationship.dst_account_id.in_(recipients)),
+        )
+    ).all()
+    wanted = set(recipients)
+    for src, dst, kind, since in rows:
+        if kind == "block":
+            continue
+        if dst in wanted:
+            name = "follows_child" if kind == "follow" else "approved"
+            out[(int(dst), int(src))][name] = since
+        if src in wanted:
+            name = "child_follows" if kind == "follow" else "approved"
+            out[(int(src), int(dst))][name] = since
+    return out
+
+
+def _known(edges: Mapping[str, datetime], at: datetime) -> bool:
+    """Friends (mutual follow) or an approved contact at `at`."""
+    if "approved" in edges and edges["approved"] <= at:
+        return True
+    a, b = edges.get("follows_child"), edges.get("child_follows")
+    return a is not None and b is not None and a <= at and b <= at
+
+
+def contacts(
+    session: Session, platform: Platform, policy: Policy, w: Window, minors: Minors
+) -> Contacts:
+    """Messages delivered to minors in the window from non-friends, judged by the pack's rule
+    for the recipient's age; and the logged contact decisions towards minors."""
+    out = Contacts(sample_rate=float(platform.decision_sample_rate))
+    names = sorted(minors.by_external)
+    for i in range(0, len(names), CHUNK):
+        chunk = names[i : i + CHUNK]
+        rows = session.execute(
+            select(StoredEvent.actor, StoredEvent.target, StoredEvent.at, Account.id)
+            .outerjoin(
+                Account,
+                and_(Account.platform_id == platform.id, Account.external_id == StoredEvent.actor),
+            )
+            .where(
+                StoredEvent.platform_id == platform.id,
+                StoredEvent.kind == "message",
+                StoredEvent.target.in_(chunk),
+                StoredEvent.at >= w.start,
+                StoredEvent.at < w.end,
+            )
+            .order_by(StoredEvent.seq)
+        ).all()
+        if not rows:
+            continue
+        edges = _edges_before(
+            session, platform.id, sorted({minors.by_external[str(r[1])] for r in rows})
+        )
+        for actor_, target_, at, sender_id in rows:
+            actor, target = str(actor_), str(target_)
+            child = minors.by_external[target]
+            age = minors.age(child, at)
+            if age is None or age >= int(policy.require("age.minor_below").value):  # type: ignore[arg-type]
+                continue
+            out.messages_to_minors += 1
+            if sender_id is not None and _known(edges.get((child, int(sender_id)), {}), at):
+                continue
+            out.from_strangers += 1
+            rule = policy.rule("contact.dm_from_non_friends", age)
+            if rule is None or rule.value == "allow":
+                continue
+            out.delivered_against_rule += 1
+            out.by_rule[rule.id] += 1
+            out.senders.add(actor)
+            out.recipients.add(target)
+            if len(out.sample) < SAMPLE:
+                out.sample.append((actor, target, _iso(at), rule.id))
+    ids = sorted(minors.birth)
+    decided: Counter[str] = Counter()
+    for i in range(0, len(ids), CHUNK * 4):
+        for outcome, n in session.execute(
+            select(DecisionLog.outcome, func.count(DecisionLog.id))
+            .where(
+                DecisionLog.platform_id == platform.id,
+                DecisionLog.kind == "contact",
+                DecisionLog.other_account_id.in_(ids[i : i + CHUNK * 4]),
+                DecisionLog.at >= w.start,
+                DecisionLog.at < w.end,
+            )
+            .group_by(DecisionLog.outcome)
+        ).all():
+            decided[str(outcome)] += int(n)
+    out.decisions = dict(sorted(decided.items()))
+    return out
+
+
+# ---------------------------------------------------------------- exposure of minors' content
+
+
+@dataclass(slots=True)
+class Exposure:
+    """Impressions the platform pushed (recommended, searched) of minors' content in the window."""
+
+    pushed: int = 0
+    beyond: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+    owners: set[str] = field(default_factory=set)
+    sample: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    """(item, owner, viewer, surface, at, reason)."""
+
+
+def _level(name: str | None) -> int:
+    return AUDIENCE_ORDER.index(name) if name in AUDIENCE_ORDER else 0
+
+
+def _flags(
+    session: Session, platform_id: int, items: Sequence[str]
+) -> dict[str, list[ContentFlag]]:
+    out: dict[str, list[ContentFlag]] = defaultdict(list)
+    for flag, ext in session.execute(
+        select(ContentFlag, ContentItem.external_id)
+        .join(ContentItem, ContentItem.id == ContentFlag.item_id)
+        .where(ContentItem.platform_id == platform_id, ContentItem.external_id.in_(items))
+    ).all():
+        out[str(ext)].append(flag)
+    return out
+
+
+def exposure(
+    session: Session, platform_id: int, policy: Policy, w: Window, minors: Minors
+) -> Exposure:
+    """Pushed impressions of content owned by a child, or flagged as showing a minor, whose
+    viewer was beyond the audience consented (recommend consent) or flagged at the time."""
+    from qinglang.guard.consents import RECOMMEND
+
+    child_below = int(policy.require("age.child_below").value)  # type: ignore[arg-type]
+    out = Exposure()
+    names = sorted(minors.by_external)
+    for i in range(0, len(names), CHUNK):
+        chunk = names[i : i + CHUNK]
+        rows = session.execute(
+            select(
+                StoredEvent.item,
+                StoredEvent.owner,
+                StoredEvent.actor,
+                StoredEvent.surface,
+                StoredEvent.at,
+                Account.id,
+            )
+            .outerjoin(
+                Account,
+                and_(Account.platform_id == platform_id, Account.external_id == StoredEvent.actor),
+            )
+            .where(
+                StoredEvent.platform_id == platform_id,
+                StoredEvent.kind == "impression",
+                StoredEvent.owner.in_(chunk),
+                StoredEvent.surface.in_(PUSH_SURFACES),
+                StoredEvent.at >= w.start,
+                StoredEvent.at < w.end,
+            )
+            .order_by(StoredEvent.seq)
+        ).all()
+        if not rows:
+            continue
+        owners = sorted({str(r[1]) for r in rows})
+        lines = consent_timelines(session, platform_id, owners)
+        flags = _flags(session, platform_id, sorted({str(r[0]) for r in rows}))
+        edges = _edges_before(session, platform_id, sorted({minors.by_external[o] for o in owners}))
+        for item_, owner_, viewer_, surface_, at, viewer_id in rows:
+            item, owner, viewer, surface = str(item_), str(owner_), str(viewer_), str(surface_)
+            child = minors.by_external[owner]
+            is_child = minors.below(child, at, child_below)
+            marked = [f for f in flags.get(item, []) if f.kind in ("minor_pi", "shows_minor")]
+            if not is_child and not marked:
+                continue
+            out.pushed += 1
+            if viewer == owner:
+                continue
+            e = edges.get((child, int(viewer_id)), {}) if viewer_id is not None else {}
+            level = (
+                _level("friends")
+                if _known(e, at)
+                else _level("followers")
+                if "follows_child" in e and e["follows_child"] <= at
+                else _level("public")
+            )
+            reason = None
+            if is_child:
+                state = state_at(lines.get(owner), RECOMMEND[0], RECOMMEND[1], at)
+                allowed = _level(state.audience) if state.valid_guardian else _level("nobody")
+                if level > allowed:
+                    reason = f"consent:{state.status}"
+            for f in marked:
+                if f.audience is not None and level > _level(f.audience) and f.created_at <= at:
+                    reason = reason or f"flag:{f.kind}"
+            if reason is None:
+                continue
+            out.beyond += 1
+            out.by_reason[reason] += 1
+            out.owners.add(owner)
+            if len(out.sample) < SAMPLE:
+                out.sample.append((item, owner, viewer, surface, _iso(at), reason))
+    return out
+
+
+# ---------------------------------------------------------------- rights, alerts, staff reads
+
+
+@dataclass(frozen=True, slots=True)
+class Rights:
+    """Data-rights requests due in the window."""
+
+    due: int
+    on_time: int
+    late: int
+    open_overdue: int
+    refused: int
+    refused_without_reason: int
+    sample: list[tuple[int, str, str, str, str | None]]
+    """(request id, kind, status, due, closed) of late or overdue requests."""
+
+
+def rights(session: Session, platform_id: int, w: Window) -> Rights:
+    """Requests due in the window: answered by their due date, late, still open; refusals."""
+    rows = session.execute(
+        select(
+            RightsRequest.id,
+            RightsRequest.kind,
+            RightsRequest.status,
+            RightsRequest.due_at,
+            RightsRequest.closed_at,
+            RightsRequest.reason,
+        ).where(
+            RightsRequest.platform_id == platform_id,
+            RightsRequest.due_at >= w.start,
+            RightsRequest.due_at < w.end,
+        )
+    ).all()
+    on_time = late = overdue = refused = bare = 0
+    sample: list[tuple[int, str, str, str, str | None]] = []
+    for rid, kind, status, due, closed, reason in sorted(rows):
+        if status == "refused":
+            refused += 1
+            if not (reason or "").strip():
+                bare += 1
+        if closed is not None and closed <= due:
+            on_time += 1
+            continue
+        if closed is not None:
+            late += 1
+        elif due <= w.as_of:
+            overdue += 1
+        else:
+            continue
+        if len(sample) < SAMPLE:
+            sample.append((int(rid), kind, status, _iso(due), _iso(closed) if closed else None))
+    return Rights(len(rows), on_time, late, overdue, refused, bare, sample)
+
+
+@dataclass(frozen=True, slots=True)
+class Alerts:
+    """Risk alerts raised in the window and whether they were handled within their SLA."""
+
+    raised: int
+    within_sla: int
+    late: int
+    open_overdue: int
+    by_priority: dict[str, list[int]]
+    """priority → [raised, within SLA]."""
+    sample: list[tuple[str, str, str, str, str | None]]
+
+
+def alerts(session: Session, platform_id: int, w: Window) -> Alerts:
+    """Alerts raised in the window: first action by the due time, late, still unhandled."""
+    rows = session.execute(
+        select(Alert.alert_id, Alert.priority, Alert.raised_at, Alert.due_at, Alert.first_action_at)
+        .where(
+            Alert.platform_id == platform_id,
+            Alert.raised_at >= w.start,
+            Alert.raised_at < w.end,
+        )
+        .order_by(Alert.id)
+    ).all()
+    within = late = overdue = 0
+    by: dict[str, list[int]] = {}
+    sample: list[tuple[str, str, str, str, str | None]] = []
+    for aid, priority, raised, due, first in rows:
+        slot = by.setdefault(priority, [0, 0])
+        slot[0] += 1
+        if first is not None and first <= due:
+            within += 1
+            slot[1] += 1
+            continue
+        if first is not None:
+            late += 1
+        elif due <= w.as_of:
+            overdue += 1
+        else:
+            continue
+        if len(sample) < SAMPLE:
+            sample.append((aid, priority, _iso(raised), _iso(due), _iso(first) if first else None))
+    return Alerts(len(rows), within, late, overdue, dict(sorted(by.items())), sample)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffReads:
+    """Staff reads of children's data logged in the window, against review actions taken."""
+
+    reads: int
+    readers: int
+    actions: int
+    alerts_acted: int
+    alerts_acted_unread: int
+    sample: list[tuple[str, str]]
+    """(alert id, first action) of alerts acted on with no logged read of their evidence."""
+
+
+def staff_reads(session: Session, platform_id: int, w: Window) -> StaffReads:
+    """Logged staff reads in the window; alerts acted on with no logged read of their evidence."""
+    from qinglang.store.review import STAFF_READ
+
+    reads = session.execute(
+        select(LedgerEntry.body).where(
+            LedgerEntry.platform_id == platform_id,
+            LedgerEntry.kind == STAFF_READ,
+            LedgerEntry.at >= w.start,
+            LedgerEntry.at < w.end,
+        )
+    ).scalars()
+    readers: set[str] = set()
+    read_alerts: set[str] = set()
+    n = 0
+    for body in reads:
+        n += 1
+        data = json.loads(body)["data"]
+        readers.add(str(data.get("by") or ""))
+        if data.get("alert"):
+            read_alerts.add(str(data["alert"]))
+    acted = session.execute(
+        select(Alert.alert_id, func.min(ReviewAction.at), func.count(ReviewAction.id))
+        .join(Alert, Alert.id == ReviewAction.alert_pk)
+        .where(
+            ReviewAction.platform_id == platform_id,
+            ReviewAction.at >= w.start,
+            ReviewAction.at < w.end,
+            ReviewAction.kind != "dismiss",
+        )
+        .group_by(Alert.alert_id)
+        .order_by(Alert.alert_id)
+    ).all()
+    unread = [(str(a), _iso(first)) for a, first, _ in acted if str(a) not in read_alerts]
+    return StaffReads(
+        n,
+        len(readers - {""}),
+        sum(int(c) for *_, c in acted),
+        len(acted),
+        len(unread),
+        unread[:SAMPLE],
+    )
+
+
+# ---------------------------------------------------------------- configuration and the rest
+
+
+def encrypted_at_rest(session: Session, platform_id: int, limit: int = 200) -> tuple[int, int]:
+    """Stored birth dates read raw from the database: (sampled, readable as plain dates)."""
+    rows = session.execute(
+        text(
+            "SELECT birth_date FROM accounts WHERE platform_id = :p AND birth_date IS NOT NULL "
+            "ORDER BY id LIMIT :n"
+        ),
+        {"p": platform_id, "n": limit},
+    ).scalars()
+    sampled = plain = 0
+    for raw in rows:
+        sampled += 1
+        try:
+            date.fromisoformat(str(raw)[:10])
+            plain += 1
+        except ValueError:
+            pass
+    return sampled, plain
+
+
+def game_sessions(session: Session, platform_id: int, w: Window, minors: Minors) -> tuple[int, int]:
+    """Game sessions of minors started in the window: (sessions, of accounts not real-name
+    verified)."""
+    total = unverified = 0
+    ids = sorted(minors.birth)
+    for i in range(0, len(ids), CHUNK):
+        for source, n in session.execute(
+            select(Account.age_source, func.count(GameSession.id))
+            .join(Account, Account.id == GameSession.account_id)
+            .where(
+                GameSession.platform_id == platform_id,
+                GameSession.account_id.in_(ids[i : i + CHUNK]),
+                GameSession.started_at >= w.start,
+                GameSession.started_at < w.end,
+            )
+            .group_by(Account.age_source)
+        ).all():
+            total += int(n)
+            if source != "verified":
+                unverified += int(n)
+    return total, unverified
+
+
+def latest_assessment(session: Session, platform_id: int, by: datetime) -> ImpactAssessment | None:
+    """The newest impact assessment made by `by`."""
+    return session.execute(
+        select(ImpactAssessment)
+        .where(ImpactAssessment.platform_id == platform_id, ImpactAssessment.created_at <= by)
+        .order_by(ImpactAssessment.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def decisions_logged(session: Session, platform_id: int, w: Window) -> dict[str, dict[str, int]]:
+    """Logged decisions in the window: kind → outcome → count (one aggregate query)."""
+    out: dict[str, dict[str, int]] = {}
+    for kind, outcome, n in session.execute(
+        select(DecisionLog.kind, DecisionLog.outcome, func.count(DecisionLog.id))
+        .where(
+            DecisionLog.platform_id == platform_id,
+            DecisionLog.at >= w.start,
+            DecisionLog.at < w.end,
+        )
+        .group_by(DecisionLog.kind, DecisionLog.outcome)
+    ).all():
+        out.setdefault(str(kind), {})[str(outcome)] = int(n)
+    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
+
+
+def decision_sample(session: Session, platform_id: int, w: Window, size: int) -> list[DecisionLog]:
+    """Up to `size` logged decisions of the window that carry their request, spread evenly over
+    the window's id range (deterministic: the same rows for the same records)."""
+    where = (
+        DecisionLog.platform_id == platform_id,
+        DecisionLog.at >= w.start,
+        DecisionLog.at < w.end,
+        DecisionLog.request.is_not(None),
+    )
+    lo, hi, n = session.execute(
+        select(
+            func.min(DecisionLog.id), func.max(DecisionLog.id), func.count(DecisionLog.id)
+        ).where(*where)
+    ).one()
+    if not n:
+        return []
+    if n <= size:
+        return list(
+            session.execute(select(DecisionLog).where(*where).order_by(DecisionLog.id)).scalars()
+        )
+    step = max(1, (int(hi) - int(lo) + 1) // size)
+    picked: list[DecisionLog] = []
+    start = int(lo)
+    while len(picked) < size and start <= int(hi):
+        row = session.execute(
+            select(DecisionLog)
+            .where(*where, DecisionLog.id >= start)
+            .order_by(DecisionLog.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        if row is None:
+            break
+        picked.append(row)
+        start = max(start + step, int(row.id) + 1)
+    return picked
+
+
+# ---------------------------------------------------------------- historical logs
+
+
+@dataclass(slots=True)
+class Imported:
+    """What an import stored."""
+
+    processing: int = 0
+    events: int = 0
+    duplicates: int = 0
+    lines: int = 0
+
+
+def _instant(raw: Any, line: int, name: str) -> datetime:
+    if not isinstance(raw, str):
+        raise ImportError_(line, name, "must be an RFC 3339 date-time string")
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ImportError_(line, name, f"not an RFC 3339 date-time: {raw!r}") from None
+    if at.tzinfo is None:
+        raise ImportError_(line, name, "needs a UTC offset")
+    return at.astimezone(UTC)
+
+
+def _text(record: Mapping[str, Any], name: str, line: int, limit: int = 64) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ImportError_(line, name, f"must be a string of 1 to {limit} characters")
+    return value
+
+
+def import_history(
+    session: Session, platform_id: int, lines: Iterable[tuple[int, Mapping[str, Any]]]
+) -> Imported:
+    """Store a platform's historical logs in the caller's transaction: processing records
+    (``{"type": "processing", "account", "purpose", "category", "at"}``) and platform events
+    (``{"type": "event", ...}`` in the event intake's format). All or nothing: a bad line raises
+    :class:`ImportError_` naming it, and the caller rolls back."""
+    out = Imported()
+    records: list[tuple[int, str, str, str, datetime]] = []
+    raw_events: list[tuple[int, dict[str, Any]]] = []
+    for number, record in lines:
+        out.lines += 1
+        if not isinstance(record, Mapping):
+            raise ImportError_(number, "type", "each line must be a JSON object")
+        kind = record.get("type")
+        if kind == "processing":
+            records.append(
+                (
+                    number,
+                    _text(record, "account", number, 255),
+                    _text(record, "purpose", number),
+                    _text(record, "category", number),
+                    _instant(record.get("at"), number, "at"),
+                )
+            )
+        elif kind == "event":
+            raw_events.append((number, {k: v for k, v in record.items() if k != "type"}))
+        else:
+            raise ImportError_(number, "type", "must be 'processing' or 'event'")
+    names = sorted({r[1] for r in records})
+    ids: dict[str, int] = {}
+    for i in range(0, len(names), CHUNK):
+        for ext, aid in session.execute(
+            select(Account.external_id, Account.id).where(
+                Account.platform_id == platform_id, Account.external_id.in_(names[i : i + CHUNK])
+            )
+        ).all():
+            ids[str(ext)] = int(aid)
+    rows = []
+    for number, account, purpose, category, at in records:
+        if account not in ids:
+            raise ImportError_(number, "account", f"unknown account {account!r}")
+        rows.append(
+            {
+                "platform_id": platform_id,
+                "account_id": ids[account],
+                "purpose": purpose,
+                "category": category,
+                "at": at,
+                "source": IMPORT_SOURCE,
+            }
+        )
+    for i in range(0, len(rows), CHUNK):
+        session.execute(insert(ProcessingRecord), rows[i : i + CHUNK])
+    out.processing = len(rows)
+    for i in range(0, len(raw_events), CHUNK):
+        batch = raw_events[i : i + CHUNK]
+        result = store_events.ingest(session, platform_id, [e for _, e in batch])
+        if result.rejected:
+            bad = result.rejected[0]
+            raise ImportError_(batch[bad.index][0], bad.field, bad.message)
+        out.events += result.accepted
+        out.duplicates += len(result.duplicates)
+    session.flush()
+    return out
+
+
+def record_processing(
+    session: Session,
+    platform_id: int,
+    account_id: int,
+    purpose: str,
+    category: str,
+    at: datetime | None = None,
+    source: str = "api",
+) -> None:
+    """Record one processing of an account's information (PIPL art. 56 records)."""
+    session.add(
+        ProcessingRecord(
+            platform_id=platform_id,
+            account_id=account_id,
+            purpose=purpose,
+            category=category,
+            at=at or utcnow(),
+            source=source,
+        )
+    )
+
+
+def jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """Numbered JSON values of a JSON-lines text (blank lines skipped); bad JSON names its line."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportError_(number, "json", exc.msg) from None
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
