@@ -277,6 +277,21 @@ def test_the_case_fails_then_passes_after_rectification(
     assert (before / "report.pdf").read_bytes().startswith(b"%PDF")
     proofs = sorted((before / "ledger" / "proofs").glob("*.json"))
     assert proofs, "the supervisor's bundle carries ledger proofs"
+    for proof in proofs:
+        checked = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from qinglang.cli import main; main()",
+                "ledger",
+                "check",
+                str(proof),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     assert (before / "measures.json").is_file()
     assert (before / "README.txt").is_file()
     ok = subprocess.run(

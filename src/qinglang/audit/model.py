@@ -135,6 +135,8 @@ class AuditResult:
     ledger_head: tuple[int, str] | None = None
     """(seq, hash) of the platform's ledger head at `as_of`, if the ledger has entries."""
     notes: tuple[str, ...] = field(default=())
+    since: datetime | None = None
+    """Activity read from this instant on (UTC), when later than the period's start."""
 
     def finding(self, requirement_id: str) -> Finding | None:
         """The finding for a requirement, if it was evaluated."""

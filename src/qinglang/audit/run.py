@@ -233,6 +233,7 @@ def audit(
         evidence=tables,
         ledger_head=head_at(session, platform.id, run.as_of),
         notes=notes,
+        since=run.since,
     )
 
 

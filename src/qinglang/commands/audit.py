@@ -48,7 +48,7 @@ qinglang audit bundle — how to verify it offline / 如何离线核验本审计
        | sed 's|^\\./||' | sort | comm -23 - <(jq -r '.files[].path' MANIFEST.json | sort)
 4. Ledger proofs / 账本证明 (ledger/proofs/*.json): each proves the entries about one child
    against the hash chain whose head is ledger/head.json; with qinglang installed:
-     qinglang ledger check-bundle ledger/proofs/<child>.json
+     qinglang ledger check ledger/proofs/<child>.json
    The same steps in one command / 一条命令完成以上核验:  qinglang audit verify .
 Evidence / 证据: evidence/*.csv and *.json (identifiers only, no names or birth dates),
 result.json (every finding and figure), report.html and report.pdf.

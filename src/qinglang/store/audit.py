@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -52,6 +52,8 @@ CONSENT_KINDS: Final = ("consent.granted", "consent.refused", "consent.withdrawn
 AUDIENCE_ORDER: Final = ("nobody", "owner", "friends", "followers", "public")
 """Audience levels, narrowest first (as the guard's exposure decisions)."""
 IMPORT_SOURCE: Final = "import"
+MINOR_FLAGS: Final = ("minor_pi", "shows_minor")
+"""Content flags that mark an item as showing a minor."""
 
 
 class ImportError_(ValueError):
@@ -366,32 +368,56 @@ def _known(edges: Mapping[str, datetime], at: datetime) -> bool:
     return a is not None and b is not None and a <= at and b <= at
 
 
+def _events_about_minors(
+    session: Session,
+    platform_id: int,
+    w: Window,
+    minors: Minors,
+    kind: str,
+    column: Any,
+    columns: Sequence[Any],
+    *where: Any,
+    also: Callable[[Any], bool] | None = None,
+) -> Iterator[list[Any]]:
+    """Events of `kind` in the window whose `column` names a minor candidate (or that `also`
+    keeps), with the acting account's id, in chunks: one streamed pass over the window (the
+    column has no index)."""
+    stmt = (
+        select(*columns, Account.id)
+        .outerjoin(
+            Account,
+            and_(Account.platform_id == platform_id, Account.external_id == StoredEvent.actor),
+        )
+        .where(
+            StoredEvent.platform_id == platform_id,
+            StoredEvent.kind == kind,
+            StoredEvent.at >= w.start,
+            StoredEvent.at < w.end,
+            *where,
+        )
+        .order_by(StoredEvent.seq)
+        .execution_options(yield_per=CHUNK * 4)
+    )
+    index = list(columns).index(column)
+    kept: list[Any] = []
+    for row in session.execute(stmt):
+        if row[index] in minors.by_external or (also is not None and also(row)):
+            kept.append(tuple(row))
+    for i in range(0, len(kept), CHUNK):
+        yield kept[i : i + CHUNK]
+
+
 def contacts(
     session: Session, platform: Platform, policy: Policy, w: Window, minors: Minors
 ) -> Contacts:
     """Messages delivered to minors in the window from non-friends, judged by the pack's rule
     for the recipient's age; and the logged contact decisions towards minors."""
     out = Contacts(sample_rate=float(platform.decision_sample_rate))
-    names = sorted(minors.by_external)
-    for i in range(0, len(names), CHUNK):
-        chunk = names[i : i + CHUNK]
-        rows = session.execute(
-            select(StoredEvent.actor, StoredEvent.target, StoredEvent.at, Account.id)
-            .outerjoin(
-                Account,
-                and_(Account.platform_id == platform.id, Account.external_id == StoredEvent.actor),
-            )
-            .where(
-                StoredEvent.platform_id == platform.id,
-                StoredEvent.kind == "message",
-                StoredEvent.target.in_(chunk),
-                StoredEvent.at >= w.start,
-                StoredEvent.at < w.end,
-            )
-            .order_by(StoredEvent.seq)
-        ).all()
-        if not rows:
-            continue
+    minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
+    cols = (StoredEvent.actor, StoredEvent.target, StoredEvent.at)
+    for rows in _events_about_minors(
+        session, platform.id, w, minors, "message", StoredEvent.target, cols
+    ):
         edges = _edges_before(
             session, platform.id, sorted({minors.by_external[str(r[1])] for r in rows})
         )
@@ -399,7 +425,7 @@ def contacts(
             actor, target = str(actor_), str(target_)
             child = minors.by_external[target]
             age = minors.age(child, at)
-            if age is None or age >= int(policy.require("age.minor_below").value):  # type: ignore[arg-type]
+            if age is None or age >= minor_below:
                 continue
             out.messages_to_minors += 1
             if sender_id is not None and _known(edges.get((child, int(sender_id)), {}), at):
@@ -474,49 +500,51 @@ def exposure(
 
     child_below = int(policy.require("age.child_below").value)  # type: ignore[arg-type]
     out = Exposure()
-    names = sorted(minors.by_external)
-    for i in range(0, len(names), CHUNK):
-        chunk = names[i : i + CHUNK]
-        rows = session.execute(
-            select(
-                StoredEvent.item,
-                StoredEvent.owner,
-                StoredEvent.actor,
-                StoredEvent.surface,
-                StoredEvent.at,
-                Account.id,
-            )
-            .outerjoin(
-                Account,
-                and_(Account.platform_id == platform_id, Account.external_id == StoredEvent.actor),
-            )
+    cols = (
+        StoredEvent.item,
+        StoredEvent.owner,
+        StoredEvent.actor,
+        StoredEvent.surface,
+        StoredEvent.at,
+    )
+    flagged = set(
+        session.execute(
+            select(ContentItem.external_id)
+            .join(ContentFlag, ContentFlag.item_id == ContentItem.id)
             .where(
-                StoredEvent.platform_id == platform_id,
-                StoredEvent.kind == "impression",
-                StoredEvent.owner.in_(chunk),
-                StoredEvent.surface.in_(PUSH_SURFACES),
-                StoredEvent.at >= w.start,
-                StoredEvent.at < w.end,
+                ContentItem.platform_id == platform_id,
+                ContentFlag.kind.in_(MINOR_FLAGS),
             )
-            .order_by(StoredEvent.seq)
-        ).all()
-        if not rows:
-            continue
+        ).scalars()
+    )
+    for rows in _events_about_minors(
+        session,
+        platform_id,
+        w,
+        minors,
+        "impression",
+        StoredEvent.owner,
+        cols,
+        StoredEvent.surface.in_(PUSH_SURFACES),
+        also=lambda row: row[0] in flagged,
+    ):
         owners = sorted({str(r[1]) for r in rows})
         lines = consent_timelines(session, platform_id, owners)
         flags = _flags(session, platform_id, sorted({str(r[0]) for r in rows}))
-        edges = _edges_before(session, platform_id, sorted({minors.by_external[o] for o in owners}))
+        owner_ids = _account_ids(session, platform_id, owners)
+        edges = _edges_before(session, platform_id, sorted(owner_ids.values()))
         for item_, owner_, viewer_, surface_, at, viewer_id in rows:
             item, owner, viewer, surface = str(item_), str(owner_), str(viewer_), str(surface_)
-            child = minors.by_external[owner]
-            is_child = minors.below(child, at, child_below)
-            marked = [f for f in flags.get(item, []) if f.kind in ("minor_pi", "shows_minor")]
+            child = minors.by_external.get(owner)
+            is_child = child is not None and minors.below(child, at, child_below)
+            marked = [f for f in flags.get(item, []) if f.kind in MINOR_FLAGS]
             if not is_child and not marked:
                 continue
             out.pushed += 1
-            if viewer == owner:
+            if viewer == owner or owner not in owner_ids:
                 continue
-            e = edges.get((child, int(viewer_id)), {}) if viewer_id is not None else {}
+            key = (owner_ids[owner], int(viewer_id)) if viewer_id is not None else None
+            e = edges.get(key, {}) if key is not None else {}
             level = (
                 _level("friends")
                 if _known(e, at)
@@ -808,6 +836,19 @@ def decision_sample(session: Session, platform_id: int, w: Window, size: int) ->
     return picked
 
 
+def _account_ids(session: Session, platform_id: int, names: Sequence[str]) -> dict[str, int]:
+    """External id → account id for those of `names` that exist (chunked)."""
+    ids: dict[str, int] = {}
+    for i in range(0, len(names), CHUNK):
+        for ext, aid in session.execute(
+            select(Account.external_id, Account.id).where(
+                Account.platform_id == platform_id, Account.external_id.in_(names[i : i + CHUNK])
+            )
+        ).all():
+            ids[str(ext)] = int(aid)
+    return ids
+
+
 # ---------------------------------------------------------------- historical logs
 
 
@@ -869,15 +910,7 @@ def import_history(
             raw_events.append((number, {k: v for k, v in record.items() if k != "type"}))
         else:
             raise ImportError_(number, "type", "must be 'processing' or 'event'")
-    names = sorted({r[1] for r in records})
-    ids: dict[str, int] = {}
-    for i in range(0, len(names), CHUNK):
-        for ext, aid in session.execute(
-            select(Account.external_id, Account.id).where(
-                Account.platform_id == platform_id, Account.external_id.in_(names[i : i + CHUNK])
-            )
-        ).all():
-            ids[str(ext)] = int(aid)
+    ids = _account_ids(session, platform_id, sorted({r[1] for r in records}))
     rows = []
     for number, account, purpose, category, at in records:
         if account not in ids:
