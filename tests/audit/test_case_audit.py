@@ -396,15 +396,14 @@ def test_the_case_fails_then_passes_after_rectification(
         )
         assert d.status_code == 200, d.text
     at = Clock()
+    # From now on the platform reports its processing as it happens (POST /v1/processing).
+    records = [{k: v for k, v in r.items() if k != "type"} for r in _registration(CHILDREN, at)]
+    records.append(
+        {"account": "c4", "purpose": "recommend_content", "category": "child_content", "at": at()}
+    )
+    r = api.post("/v1/processing", json={"records": records})
+    assert r.status_code == 201, r.text
     after = [
-        *_registration(CHILDREN, at),
-        {
-            "type": "processing",
-            "account": "c4",
-            "purpose": "recommend_content",
-            "category": "child_content",
-            "at": at(),
-        },
         _event(
             "impression",
             "imp2-c4-fan",

@@ -9,6 +9,7 @@ from qinglang.api import problems
 from qinglang.api.routers import (
     accounts,
     age,
+    audit,
     consent,
     decisions,
     events,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events.router,
         review.router,
         realname.router,
+        audit.router,
     ):
         app.include_router(r)
     web.mount(app)  # the web console under /console (docs/console.md)

@@ -40,7 +40,6 @@ from qinglang.store.models import (
     ReviewAction,
     RightsRequest,
     StoredEvent,
-    utcnow,
 )
 
 CHUNK: Final = 5_000
@@ -531,7 +530,7 @@ def exposure(
         owners = sorted({str(r[1]) for r in rows})
         lines = consent_timelines(session, platform_id, owners)
         flags = _flags(session, platform_id, sorted({str(r[0]) for r in rows}))
-        owner_ids = _account_ids(session, platform_id, owners)
+        owner_ids = account_ids(session, platform_id, owners)
         edges = _edges_before(session, platform_id, sorted(owner_ids.values()))
         for item_, owner_, viewer_, surface_, at, viewer_id in rows:
             item, owner, viewer, surface = str(item_), str(owner_), str(viewer_), str(surface_)
@@ -836,7 +835,7 @@ def decision_sample(session: Session, platform_id: int, w: Window, size: int) ->
     return picked
 
 
-def _account_ids(session: Session, platform_id: int, names: Sequence[str]) -> dict[str, int]:
+def account_ids(session: Session, platform_id: int, names: Sequence[str]) -> dict[str, int]:
     """External id → account id for those of `names` that exist (chunked)."""
     ids: dict[str, int] = {}
     for i in range(0, len(names), CHUNK):
@@ -910,24 +909,14 @@ def import_history(
             raw_events.append((number, {k: v for k, v in record.items() if k != "type"}))
         else:
             raise ImportError_(number, "type", "must be 'processing' or 'event'")
-    ids = _account_ids(session, platform_id, sorted({r[1] for r in records}))
-    rows = []
+    ids = account_ids(session, platform_id, sorted({r[1] for r in records}))
+    known = []
     for number, account, purpose, category, at in records:
         if account not in ids:
             raise ImportError_(number, "account", f"unknown account {account!r}")
-        rows.append(
-            {
-                "platform_id": platform_id,
-                "account_id": ids[account],
-                "purpose": purpose,
-                "category": category,
-                "at": at,
-                "source": IMPORT_SOURCE,
-            }
-        )
-    for i in range(0, len(rows), CHUNK):
-        session.execute(insert(ProcessingRecord), rows[i : i + CHUNK])
-    out.processing = len(rows)
+        known.append((ids[account], purpose, category, at))
+    record_processing_batch(session, platform_id, known, IMPORT_SOURCE)
+    out.processing = len(known)
     for i in range(0, len(raw_events), CHUNK):
         batch = raw_events[i : i + CHUNK]
         result = store_events.ingest(session, platform_id, [e for _, e in batch])
@@ -940,26 +929,26 @@ def import_history(
     return out
 
 
-def record_processing(
+def record_processing_batch(
     session: Session,
     platform_id: int,
-    account_id: int,
-    purpose: str,
-    category: str,
-    at: datetime | None = None,
-    source: str = "api",
+    records: Sequence[tuple[int, str, str, datetime]],
+    source: str,
 ) -> None:
-    """Record one processing of an account's information (PIPL art. 56 records)."""
-    session.add(
-        ProcessingRecord(
-            platform_id=platform_id,
-            account_id=account_id,
-            purpose=purpose,
-            category=category,
-            at=at or utcnow(),
-            source=source,
-        )
-    )
+    """Store records of processing (account id, purpose, category, instant) in chunks."""
+    rows = [
+        {
+            "platform_id": platform_id,
+            "account_id": aid,
+            "purpose": purpose,
+            "category": category,
+            "at": at.astimezone(UTC),
+            "source": source,
+        }
+        for aid, purpose, category, at in records
+    ]
+    for i in range(0, len(rows), CHUNK):
+        session.execute(insert(ProcessingRecord), rows[i : i + CHUNK])
 
 
 def jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
