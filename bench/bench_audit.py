@@ -237,6 +237,8 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(url, key, args.accounts, args.decisions, rng)
         console.print(f"generated in {time.perf_counter() - t0:.0f} s")
+        if args.keep:
+            console.print(f"schema kept: {url}\nQINGLANG_DATA_KEY={key.to_b64()}")
         signing = Path(tmp) / "key.pem"
         from qinglang.audit.bundle import generate_key
 

@@ -4,6 +4,7 @@ and the default as-of instant (the period's end, or local midnight today while i
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -109,7 +110,7 @@ def test_quarters_and_halves_tile_the_year(year: int) -> None:
     halves = [parse_period(f"{year}-H{h}") for h in (1, 2)]
     for parts in (quarters, halves):
         assert parts[0][0] == whole[0] and parts[-1][1] == whole[1]
-        for (_, end), (start, _) in zip(parts, parts[1:], strict=False):
+        for (_, end), (start, _) in pairwise(parts):
             assert start == end + timedelta(days=1)
 
 

@@ -38,7 +38,6 @@ from qinglang.store.audit import (
     jsonl,
     load_minors,
     processing,
-    record_processing,
     rights,
     state_at,
     window,
@@ -180,15 +179,6 @@ def test_import_refuses_text_the_database_cannot_store(
 ) -> None:
     """NUL characters and lone surrogates cannot be stored in PostgreSQL text (and the event
     intake refuses them); a processing line carrying them is named like any other bad line."""
-    if not (db_url.startswith("sqlite") and field == "account"):  # there: an unknown account
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: store/audit.py _text() lets NUL and lone surrogates through; the "
-                "insert (or the account lookup) then raises DataError/UnicodeEncodeError "
-                "instead of ImportError_, and SQLite stores NUL",
-            )
-        )
     lines = _numbered(GOOD_RECORD, {**GOOD_RECORD, field: value})
     with pytest.raises(ImportError_) as caught, transaction(world.sm) as s:
         import_history(s, world.platform_id, lines)
@@ -364,6 +354,18 @@ def _ledger_times(ctx: Ctx, subject: str) -> list[tuple[str, datetime]]:
     return [(str(k), at.astimezone(UTC)) for k, at in rows]
 
 
+def record_processing(
+    s: Session, pid: int, account_id: int, purpose: str, category: str, at: datetime
+) -> None:
+    """One processing record, as the platform reports it."""
+    s.add(
+        ProcessingRecord(
+            platform_id=pid, account_id=account_id, purpose=purpose, category=category, at=at,
+            source="api",
+        )
+    )  # fmt: skip
+
+
 def _mid(a: datetime, b: datetime) -> datetime:
     return a + (b - a) / 2
 
@@ -478,7 +480,7 @@ def _created(ctx: Ctx, src: str, dst: str, kind: str) -> datetime:
                 Relationship.kind == kind,
             )
         )
-    assert at is not None
+    assert isinstance(at, datetime)
     return at.astimezone(UTC)
 
 
@@ -533,6 +535,34 @@ def test_contacts_judge_each_message_by_the_relationship_at_the_time(ctx: Ctx) -
     assert got.senders == {"late", "granny", "nobody-known"}
     assert got.recipients == {"kid"}
     assert sorted(row[0] for row in got.sample) == ["granny", "late", "nobody-known"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation (docs/audit.md): store/audit.py _edges_before() reads the "
+    "relationships table as it is now; "
+    "repo.set_relationship(present=False) deletes the row on unfollow/revoke_contact, so a "
+    "message sent while the two were friends (or approved) is later counted as a stranger's "
+    "message delivered against the rule",
+)
+def test_contacts_remember_a_friendship_that_ended_after_the_message(ctx: Ctx) -> None:
+    ctx.account("kid", date(2016, 3, 1))
+    ctx.account("pal", date(1980, 1, 1))
+    ctx.account("granny", date(1950, 1, 1))
+    ctx.relate(
+        ("follow", "pal", "kid"), ("follow", "kid", "pal"), ("approve_contact", "kid", "granny")
+    )
+    at = _created(ctx, "pal", "kid", "follow") + timedelta(milliseconds=10)
+    ctx.ingest(_message("m-pal", "pal", "kid", at), _message("m-granny", "granny", "kid", at))
+    time.sleep(0.02)
+    ctx.relate(("unfollow", "kid", "pal"), ("revoke_contact", "kid", "granny"))
+    with ctx.service.tx() as s:
+        p = ctx.platform(s)
+        policy = ctx.policy(s)
+        w = ctx.window(datetime.now(UTC) + timedelta(minutes=5))
+        got = contacts(s, p, policy, w, load_minors(s, p.id, policy, w))
+    assert got.messages_to_minors == 2
+    assert (got.from_strangers, got.delivered_against_rule) == (0, 0)
 
 
 def test_exposure_of_flagged_minor_content_beyond_its_audience(ctx: Ctx) -> None:
@@ -603,6 +633,37 @@ def test_exposure_ignores_a_flag_set_after_the_impression(ctx: Ctx) -> None:
         w = ctx.window(datetime.now(UTC) + timedelta(minutes=5))
         got = exposure(s, p.id, policy, w, load_minors(s, p.id, policy, w))
     assert (got.pushed, got.beyond) == (1, 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation (docs/audit.md): store/audit.py exposure() judges past "
+    "impressions by the content_flags rows "
+    "as they are now; repo.set_content_flag() deletes the row when a flag is cleared (and "
+    "overwrites its audience in place, created_at unchanged), so exposure beyond the audience "
+    "flagged at the time vanishes from the audit once the flag is cleared",
+)
+def test_exposure_remembers_a_flag_cleared_after_the_impression(ctx: Ctx) -> None:
+    ctx.account("teen16", _years_ago(16))
+    ctx.account("stranger", date(1980, 1, 1))
+    flag = {"item": "vid-1", "owner": "teen16", "kind": "minor_pi", "audience": "friends"}
+    r = ctx.api.post("/v1/content/flags", json={"flags": [flag]})
+    assert r.status_code == 200, r.text
+    at = datetime.now(UTC) + timedelta(milliseconds=10)
+    ctx.ingest(
+        {"id": "i1", "kind": "impression", "at": at.isoformat(), "actor": "stranger"}
+        | {"item": "vid-1", "owner": "teen16", "surface": "recommended"}
+    )
+    time.sleep(0.02)
+    cleared = {k: v for k, v in flag.items() if k != "audience"} | {"present": False}
+    r = ctx.api.post("/v1/content/flags", json={"flags": [cleared]})
+    assert r.status_code == 200, r.text
+    with ctx.service.tx() as s:
+        p = ctx.platform(s)
+        policy = ctx.policy(s)
+        w = ctx.window(datetime.now(UTC) + timedelta(minutes=5))
+        got = exposure(s, p.id, policy, w, load_minors(s, p.id, policy, w))
+    assert (got.pushed, got.beyond) == (1, 1)
 
 
 # ---------------------------------------------------------------- rights and alerts (store rows)

@@ -179,7 +179,8 @@ def generate_key(path: Path) -> str:
     return fingerprint(key.public_key())
 
 
-def _load_private(path: Path) -> Ed25519PrivateKey:
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key from an unencrypted PEM file (PKCS8)."""
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path}: not an Ed25519 private key")
@@ -228,7 +229,7 @@ def _walk(root: Path) -> tuple[list[str], list[str]]:
 
 def sign_bundle(dir: Path, private_key_path: Path) -> Manifest:
     """Hash every file of `dir` into MANIFEST.json, sign it (MANIFEST.sig), add public_key.pem."""
-    key = _load_private(private_key_path)
+    key = load_private_key(private_key_path)
     files, others = _walk(dir)
     if others:
         raise ValueError(f"{dir}: not regular files, cannot be bundled: {', '.join(others)}")

@@ -72,6 +72,8 @@ def _instant(raw: str, name: str) -> datetime:
 def _empty_target(target: Path) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         fail(f"--out {target}: exists and is not an empty directory")
+    if not target.resolve().parent.is_dir():
+        fail(f"--out {target}: its parent directory does not exist")
 
 
 def _key_path(key: Path | None) -> Path:
@@ -83,6 +85,12 @@ def _key_path(key: Path | None) -> Path:
         )
     if not path.is_file():
         fail(f"--key {path}: no such file (create one with `qinglang audit keygen {path}`)")
+    from qinglang.audit import bundle as audit_bundle
+
+    try:
+        audit_bundle.load_private_key(path)
+    except (ValueError, TypeError, OSError) as exc:
+        fail(f"--key {path}: not an Ed25519 private key (PEM): {str(exc).splitlines()[0]}")
     return path
 
 
@@ -296,7 +304,7 @@ def import_logs(
             result = store_audit.import_history(s, plat.id, store_audit.jsonl(fh))
     except store_audit.ImportError_ as exc:
         fail(f"{file}: {exc}")
-    except UnicodeDecodeError:
+    except UnicodeError:
         fail(f"{file}: not UTF-8 text")
     _say(
         f"imported {result.processing} processing records and {result.events} events "

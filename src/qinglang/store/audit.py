@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from qinglang.age.ages import age_at
 from qinglang.age.suspicion import SUSPECTED_STATES, effective_age, inferred_age
 from qinglang.policy import Policy
+from qinglang.risk.events import EventError
 from qinglang.store import events as store_events
 from qinglang.store.models import (
     Account,
@@ -160,7 +161,10 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
             birth, _ = effective_age(born, source, suspected, today)
             if birth is None:
                 continue
-            if age_at(birth, w.start, policy.tz) >= minor_below:
+            if (
+                age_at(birth, w.start, policy.tz, counts_from_day_after=out.day_after)
+                >= minor_below
+            ):
                 continue
             out.birth[int(aid)] = birth
             out.by_external[str(ext)] = int(aid)
@@ -877,6 +881,11 @@ def _text(record: Mapping[str, Any], name: str, line: int, limit: int = 64) -> s
     value = record.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise ImportError_(line, name, f"must be a string of 1 to {limit} characters")
+    if "\x00" in value:
+        raise ImportError_(line, name, "must not contain NUL characters")
+    problem = store_events.unicode_problem(value)
+    if problem is not None:
+        raise ImportError_(line, name, problem)
     return value
 
 
@@ -906,7 +915,12 @@ def import_history(
                 )
             )
         elif kind == "event":
-            raw_events.append((number, {k: v for k, v in record.items() if k != "type"}))
+            raw = {k: v for k, v in record.items() if k != "type"}
+            try:
+                store_events.validate(raw)
+            except EventError as exc:
+                raise ImportError_(number, exc.field, exc.message) from None
+            raw_events.append((number, raw))
         else:
             raise ImportError_(number, "type", "must be 'processing' or 'event'")
     ids = account_ids(session, platform_id, sorted({r[1] for r in records}))

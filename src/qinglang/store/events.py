@@ -56,7 +56,7 @@ class IntakeResult:
     last_seq: int | None = None
 
 
-def _unicode_problem(value: str) -> str | None:
+def unicode_problem(value: str) -> str | None:
     """Why a string cannot be stored as UTF-8 text, or None."""
     for i, ch in enumerate(value):
         o = ord(ch)
@@ -83,11 +83,11 @@ def validate(raw: Any) -> Event:
         if v is None:
             continue
         if _has_surrogate(v):
-            raise EventError(name, _unicode_problem(v) or "not valid Unicode")
+            raise EventError(name, unicode_problem(v) or "not valid Unicode")
         if "\x00" in v:
             raise EventError(name, "must not contain NUL characters")
     if event.text is not None and _has_surrogate(event.text):
-        raise EventError("text", _unicode_problem(event.text) or "not valid Unicode")
+        raise EventError("text", unicode_problem(event.text) or "not valid Unicode")
     return event
 
 
