@@ -153,6 +153,21 @@ def gather(
     """Read every figure the checks need, for the platform and period, as of `run.as_of`."""
     w = store_audit.window(policy, run.first, run.last, run.as_of, run.since)
     minors = store_audit.load_minors(session, platform.id, policy, w)
+    evidence = _evidence(session, service, platform, policy, run, w, minors)
+    # On an error the transaction rolls back, and the temporary table with it.
+    store_audit.drop_minors_table(session, minors)
+    return evidence
+
+
+def _evidence(
+    session: Session,
+    service: Service,
+    platform: Platform,
+    policy: Policy,
+    run: RunInput,
+    w: store_audit.Window,
+    minors: store_audit.Minors,
+) -> Evidence:
     retention = run_retention(session, platform, policy, run.as_of, dry_run=True)
     sampled, plain = store_audit.encrypted_at_rest(session, platform.id)
     brk = store_ledger.verify(session, platform.id)

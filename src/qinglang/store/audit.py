@@ -11,13 +11,25 @@ accounts that can be minors in the period are held in memory with their birth da
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, func, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    String,
+    Table,
+    and_,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from qinglang.age.ages import age_at
@@ -109,6 +121,13 @@ class Minors:
     accounts: int = 0
     """Every account of the platform read."""
     day_after: bool = False
+    platform_id: int = 0
+    table: Table | None = None
+    """A temporary table of the candidates' ids, for joins (made on first use, per session)."""
+    timelines: dict[str, Timeline] | None = None
+    """Every candidate's consent history (read once, on first use)."""
+    edges: dict[tuple[int, int], dict[str, datetime]] | None = None
+    """Every follow and approved contact touching a candidate (read once, on first use)."""
 
     def age(self, account_id: int, at: datetime) -> int | None:
         """The account's age at `at` (None: not a minor candidate or no known age)."""
@@ -127,7 +146,11 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
     """Read every account once (chunked) and keep those under the minor age during the window."""
     minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
     counting = policy.rule("age.counting", None)
-    out = Minors(policy, day_after=counting is not None and counting.value == "day_after_birthday")
+    out = Minors(
+        policy,
+        day_after=counting is not None and counting.value == "day_after_birthday",
+        platform_id=platform_id,
+    )
     suspected_states = {s.value for s in SUSPECTED_STATES}
     today = w.as_of.astimezone(policy.tz).date()
     after = 0
@@ -171,6 +194,32 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
             out.external[int(aid)] = str(ext)
 
 
+def minors_table(session: Session, minors: Minors) -> Table:
+    """The candidates' ids as a temporary table on the session's connection (made once)."""
+    if minors.table is not None:
+        return minors.table
+    table = Table(
+        f"audit_minors_{uuid.uuid4().hex[:12]}",
+        MetaData(),
+        Column("id", BigInteger, primary_key=True),
+        Column("ext", String(255), nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(session.connection())
+    rows = [{"id": i, "ext": e} for i, e in sorted(minors.external.items())]
+    for i in range(0, len(rows), CHUNK * 4):
+        session.execute(insert(table), rows[i : i + CHUNK * 4])
+    minors.table = table
+    return table
+
+
+def drop_minors_table(session: Session, minors: Minors) -> None:
+    """Drop the candidates' temporary table, if one was made."""
+    if minors.table is not None:
+        minors.table.drop(session.connection())
+        minors.table = None
+
+
 # ---------------------------------------------------------------- consent history
 
 
@@ -208,16 +257,41 @@ def consent_timelines(
             )
             .order_by(LedgerEntry.seq)
         ).all()
-        for subject, kind, body, at in rows:
-            data = json.loads(body)["data"]
-            line = out.setdefault(str(subject), {})
-            if kind == "consent.stale":
-                for purpose, category in data.get("pairs", []):
-                    line.setdefault((purpose, category), []).append((at, ConsentState("stale")))
-                continue
-            state = ConsentState(kind.split(".", 1)[1], data.get("given_by"), data.get("audience"))
-            line.setdefault((data["purpose"], data["category"]), []).append((at, state))
+        out.update(_timelines(rows))
     return out
+
+
+def _timelines(rows: Iterable[Any]) -> dict[str, Timeline]:
+    """Consent histories from ledger rows (subject, kind, body, at) read in sequence order."""
+    out: dict[str, Timeline] = {}
+    for subject, kind, body, at in rows:
+        data = json.loads(body)["data"]
+        line = out.setdefault(str(subject), {})
+        if kind == "consent.stale":
+            for purpose, category in data.get("pairs", []):
+                line.setdefault((purpose, category), []).append((at, ConsentState("stale")))
+            continue
+        state = ConsentState(kind.split(".", 1)[1], data.get("given_by"), data.get("audience"))
+        line.setdefault((data["purpose"], data["category"]), []).append((at, state))
+    return out
+
+
+def minor_timelines(session: Session, minors: Minors) -> dict[str, Timeline]:
+    """Every candidate's consent history, read once in one join with the ledger."""
+    if minors.timelines is None:
+        table = minors_table(session, minors)
+        rows = session.execute(
+            select(LedgerEntry.subject, LedgerEntry.kind, LedgerEntry.body, LedgerEntry.at)
+            .join(table, table.c.ext == LedgerEntry.subject)
+            .where(
+                LedgerEntry.platform_id == minors.platform_id,
+                LedgerEntry.kind.in_(CONSENT_KINDS),
+            )
+            .order_by(LedgerEntry.seq)
+            .execution_options(yield_per=CHUNK * 4)
+        )
+        minors.timelines = _timelines(rows)
+    return minors.timelines
 
 
 def state_at(timeline: Timeline | None, purpose: str, category: str, at: datetime) -> ConsentState:
@@ -269,45 +343,45 @@ def processing(
         )
         or 0
     )
-    ids = sorted(minors.birth)
-    for i in range(0, len(ids), CHUNK):
-        chunk = ids[i : i + CHUNK]
-        rows = session.execute(
-            select(
-                ProcessingRecord.account_id,
-                ProcessingRecord.purpose,
-                ProcessingRecord.category,
-                ProcessingRecord.at,
-            )
-            .where(
-                ProcessingRecord.platform_id == platform_id,
-                ProcessingRecord.account_id.in_(chunk),
-                ProcessingRecord.at >= w.start,
-                ProcessingRecord.at < w.end,
-            )
-            .order_by(ProcessingRecord.id)
-        ).all()
-        rows = [r for r in rows if minors.below(int(r[0]), r[3], child_below)]
-        if not rows:
+    table = minors_table(session, minors)
+    rows = session.execute(
+        select(
+            ProcessingRecord.account_id,
+            ProcessingRecord.purpose,
+            ProcessingRecord.category,
+            ProcessingRecord.at,
+        )
+        .join(table, table.c.id == ProcessingRecord.account_id)
+        .where(
+            ProcessingRecord.platform_id == platform_id,
+            ProcessingRecord.at >= w.start,
+            ProcessingRecord.at < w.end,
+        )
+        .order_by(ProcessingRecord.id)
+        .execution_options(yield_per=CHUNK * 4)
+    )
+    kept: list[tuple[int, str, str, datetime]] = [
+        (int(aid), str(purpose), str(category), at)
+        for aid, purpose, category, at in rows
+        if minors.below(int(aid), at, child_below)
+    ]
+    lines = minor_timelines(session, minors) if kept else {}
+    for aid, purpose, category, at in kept:
+        ext = minors.external[int(aid)]
+        state = state_at(lines.get(ext), purpose, category, at)
+        out.child_records += 1
+        out.children.add(int(aid))
+        cat = out.per_category.setdefault(category, [0, 0])
+        cat[0] += 1
+        if state.valid_guardian:
+            out.covered += 1
+            cat[1] += 1
             continue
-        subjects = sorted({minors.external[int(r[0])] for r in rows})
-        lines = consent_timelines(session, platform_id, subjects)
-        for aid, purpose, category, at in rows:
-            ext = minors.external[int(aid)]
-            state = state_at(lines.get(ext), purpose, category, at)
-            out.child_records += 1
-            out.children.add(int(aid))
-            cat = out.per_category.setdefault(category, [0, 0])
-            cat[0] += 1
-            if state.valid_guardian:
-                out.covered += 1
-                cat[1] += 1
-                continue
-            reason = state.status if state.status != "granted" else "self"
-            out.by_state[reason] += 1
-            out.uncovered_children.add(int(aid))
-            if len(out.sample) < SAMPLE:
-                out.sample.append((ext, purpose, category, _iso(at), reason))
+        reason = state.status if state.status != "granted" else "self"
+        out.by_state[reason] += 1
+        out.uncovered_children.add(int(aid))
+        if len(out.sample) < SAMPLE:
+            out.sample.append((ext, purpose, category, _iso(at), reason))
     return out
 
 
@@ -361,6 +435,36 @@ def _edges_before(
             name = "child_follows" if kind == "follow" else "approved"
             out[(int(src), int(dst))][name] = since
     return out
+
+
+def minor_edges(session: Session, minors: Minors) -> dict[tuple[int, int], dict[str, datetime]]:
+    """Every follow and approved contact touching a candidate, read once (two joins)."""
+    if minors.edges is None:
+        table = minors_table(session, minors)
+        out: dict[tuple[int, int], dict[str, datetime]] = defaultdict(dict)
+        cols = (
+            Relationship.src_account_id,
+            Relationship.dst_account_id,
+            Relationship.kind,
+            Relationship.created_at,
+        )
+        for side in (Relationship.dst_account_id, Relationship.src_account_id):
+            rows = session.execute(
+                select(*cols)
+                .join(table, table.c.id == side)
+                .where(Relationship.platform_id == minors.platform_id, Relationship.kind != "block")
+                .execution_options(yield_per=CHUNK * 4)
+            )
+            incoming = side is Relationship.dst_account_id
+            for src, dst, kind, since in rows:
+                if incoming:
+                    name = "follows_child" if kind == "follow" else "approved"
+                    out[(int(dst), int(src))][name] = since
+                else:
+                    name = "child_follows" if kind == "follow" else "approved"
+                    out[(int(src), int(dst))][name] = since
+        minors.edges = out
+    return minors.edges
 
 
 def _known(edges: Mapping[str, datetime], at: datetime) -> bool:
@@ -421,9 +525,7 @@ def contacts(
     for rows in _events_about_minors(
         session, platform.id, w, minors, "message", StoredEvent.target, cols
     ):
-        edges = _edges_before(
-            session, platform.id, sorted({minors.by_external[str(r[1])] for r in rows})
-        )
+        edges = minor_edges(session, minors)
         for actor_, target_, at, sender_id in rows:
             actor, target = str(actor_), str(target_)
             child = minors.by_external[target]
@@ -443,21 +545,20 @@ def contacts(
             out.recipients.add(target)
             if len(out.sample) < SAMPLE:
                 out.sample.append((actor, target, _iso(at), rule.id))
-    ids = sorted(minors.birth)
+    table = minors_table(session, minors)
     decided: Counter[str] = Counter()
-    for i in range(0, len(ids), CHUNK * 4):
-        for outcome, n in session.execute(
-            select(DecisionLog.outcome, func.count(DecisionLog.id))
-            .where(
-                DecisionLog.platform_id == platform.id,
-                DecisionLog.kind == "contact",
-                DecisionLog.other_account_id.in_(ids[i : i + CHUNK * 4]),
-                DecisionLog.at >= w.start,
-                DecisionLog.at < w.end,
-            )
-            .group_by(DecisionLog.outcome)
-        ).all():
-            decided[str(outcome)] += int(n)
+    for outcome, n in session.execute(
+        select(DecisionLog.outcome, func.count(DecisionLog.id))
+        .join(table, table.c.id == DecisionLog.other_account_id)
+        .where(
+            DecisionLog.platform_id == platform.id,
+            DecisionLog.kind == "contact",
+            DecisionLog.at >= w.start,
+            DecisionLog.at < w.end,
+        )
+        .group_by(DecisionLog.outcome)
+    ).all():
+        decided[str(outcome)] += int(n)
     out.decisions = dict(sorted(decided.items()))
     return out
 
@@ -531,11 +632,15 @@ def exposure(
         StoredEvent.surface.in_(PUSH_SURFACES),
         also=lambda row: row[0] in flagged,
     ):
-        owners = sorted({str(r[1]) for r in rows})
-        lines = consent_timelines(session, platform_id, owners)
-        flags = _flags(session, platform_id, sorted({str(r[0]) for r in rows}))
-        owner_ids = account_ids(session, platform_id, owners)
-        edges = _edges_before(session, platform_id, sorted(owner_ids.values()))
+        lines = minor_timelines(session, minors)
+        marked_items = sorted({str(r[0]) for r in rows if r[0] in flagged})
+        flags = _flags(session, platform_id, marked_items) if marked_items else {}
+        others = sorted({str(r[1]) for r in rows} - set(minors.by_external))
+        owner_ids = {**account_ids(session, platform_id, others), **minors.by_external}
+        edges = minor_edges(session, minors)
+        if others:
+            extra = [owner_ids[o] for o in others if o in owner_ids]
+            edges = {**edges, **_edges_before(session, platform_id, extra)}
         for item_, owner_, viewer_, surface_, at, viewer_id in rows:
             item, owner, viewer, surface = str(item_), str(owner_), str(viewer_), str(surface_)
             child = minors.by_external.get(owner)
@@ -757,22 +862,21 @@ def game_sessions(session: Session, platform_id: int, w: Window, minors: Minors)
     """Game sessions of minors started in the window: (sessions, of accounts not real-name
     verified)."""
     total = unverified = 0
-    ids = sorted(minors.birth)
-    for i in range(0, len(ids), CHUNK):
-        for source, n in session.execute(
-            select(Account.age_source, func.count(GameSession.id))
-            .join(Account, Account.id == GameSession.account_id)
-            .where(
-                GameSession.platform_id == platform_id,
-                GameSession.account_id.in_(ids[i : i + CHUNK]),
-                GameSession.started_at >= w.start,
-                GameSession.started_at < w.end,
-            )
-            .group_by(Account.age_source)
-        ).all():
-            total += int(n)
-            if source != "verified":
-                unverified += int(n)
+    table = minors_table(session, minors)
+    for source, n in session.execute(
+        select(Account.age_source, func.count(GameSession.id))
+        .join(Account, Account.id == GameSession.account_id)
+        .join(table, table.c.id == GameSession.account_id)
+        .where(
+            GameSession.platform_id == platform_id,
+            GameSession.started_at >= w.start,
+            GameSession.started_at < w.end,
+        )
+        .group_by(Account.age_source)
+    ).all():
+        total += int(n)
+        if source != "verified":
+            unverified += int(n)
     return total, unverified
 
 
