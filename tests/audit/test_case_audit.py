@@ -127,6 +127,13 @@ def _event(kind: str, eid: str, at: Clock, **fields: Any) -> dict[str, Any]:
     return {"type": "event", "id": eid, "kind": kind, "at": at(), **fields}
 
 
+def _audit_run(out: Path, period: str, as_of: str, key: Path, db: str, *extra: str) -> None:
+    """`qinglang audit run` into `out`, which must succeed."""
+    args = ("--period", period, "--as-of", as_of, "--out", str(out), "--key", str(key))
+    r = _cli("audit", "run", *args, *extra, db=db)
+    assert r.returncode == 0, r.stderr
+
+
 def _period() -> str:
     today = datetime.now(TZ).date()
     return f"{today - timedelta(days=1)}..{today + timedelta(days=1)}"
@@ -239,21 +246,7 @@ def test_the_case_fails_then_passes_after_rectification(
 
     period, as_of = _period(), _as_of()
     before = tmp_path / "before"
-    r = _cli(
-        "audit",
-        "run",
-        "--period",
-        period,
-        "--as-of",
-        as_of,
-        "--out",
-        str(before),
-        "--key",
-        str(keyfile),
-        "--supervisor",
-        db=db_url,
-    )
-    assert r.returncode == 0, r.stderr
+    _audit_run(before, period, as_of, keyfile, db_url, "--supervisor")
     result = _result(before)
     assert _fails(result) == EXPECTED_FAILS
     coverage = _finding(result, "cn.req.consent.guardian_before_processing")
@@ -313,21 +306,7 @@ def test_the_case_fails_then_passes_after_rectification(
 
     # The same records and as-of give a byte-identical report.
     again = tmp_path / "again"
-    r = _cli(
-        "audit",
-        "run",
-        "--period",
-        period,
-        "--as-of",
-        as_of,
-        "--out",
-        str(again),
-        "--key",
-        str(keyfile),
-        "--supervisor",
-        db=db_url,
-    )
-    assert r.returncode == 0, r.stderr
+    _audit_run(again, period, as_of, keyfile, db_url, "--supervisor")
     for path in sorted(p for p in before.rglob("*") if p.is_file()):
         rel = path.relative_to(before)
         assert (again / rel).read_bytes() == path.read_bytes(), rel
@@ -418,22 +397,7 @@ def test_the_case_fails_then_passes_after_rectification(
     r = _cli("audit", "import", str(_write(tmp_path / "after.jsonl", after)), db=db_url)
     assert r.returncode == 0, r.stderr
     fixed = tmp_path / "after"
-    r = _cli(
-        "audit",
-        "run",
-        "--period",
-        period,
-        "--since",
-        since.isoformat(),
-        "--as-of",
-        _as_of(),
-        "--out",
-        str(fixed),
-        "--key",
-        str(keyfile),
-        db=db_url,
-    )
-    assert r.returncode == 0, r.stderr
+    _audit_run(fixed, period, _as_of(), keyfile, db_url, "--since", since.isoformat())
     result = _result(fixed)
     assert _fails(result) == set()
     for rid in EXPECTED_FAILS:

@@ -39,6 +39,7 @@ from qinglang.store.audit import (
     load_minors,
     processing,
     rights,
+    staff_reads,
     state_at,
     window,
 )
@@ -772,6 +773,41 @@ def test_alerts_raised_in_the_window_against_their_sla(world: World) -> None:
     assert sorted(r[0] for r in got.sample) == ["late", "overdue"]
     overdue = next(r for r in got.sample if r[0] == "overdue")
     assert overdue[4] is None
+
+
+def test_staff_reads_against_the_alerts_people_acted_on(world: World) -> None:
+    """An alert a reviewer acted on needs a logged read of its evidence; the risk engine's own
+    automatic restriction is not a person's action."""
+    from qinglang.store import review as store_review
+
+    pid = world.platform_id
+    t = W0 + timedelta(days=3)
+    with transaction(world.sm) as s:
+        read, unread, auto = (
+            _alert(pid, aid, "high", t, t + timedelta(hours=4), None)
+            for aid in ("read", "unread", "auto")
+        )
+        s.add_all([read, unread, auto])
+        s.flush()
+        store_review.record_view(s, read, "ann", "evidence", t + timedelta(minutes=5))
+        for alert in (read, unread):
+            store_review.audit(
+                s, alert, "restrict", "ann", "grooming", {}, t + timedelta(minutes=9)
+            )
+        store_review.audit(
+            s,
+            auto,
+            "auto_restrict",
+            store_review.AUTOMATIC_ACTOR,
+            None,
+            {},
+            t + timedelta(minutes=1),
+        )
+    with world.sm() as s:
+        got = staff_reads(s, pid, MARCH)
+    assert (got.reads, got.readers) == (1, 1)
+    assert (got.alerts_acted, got.alerts_acted_unread) == (2, 1)
+    assert [row[0] for row in got.sample] == ["unread"]
 
 
 # ---------------------------------------------------------------- encryption at rest

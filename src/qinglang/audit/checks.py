@@ -94,6 +94,24 @@ def _fig(name: str, value: int | float | str | None, zh: str, en: str) -> Figure
     return Figure(name, value, zh, en)
 
 
+def _outcome(
+    status: Status, zh: str, en: str, figs: tuple[Figure, ...], tables: tuple[str, ...]
+) -> Outcome:
+    return (status, zh, en, figs, tables)
+
+
+def _passed(zh: str, en: str, figs: tuple[Figure, ...], tables: tuple[str, ...] = ()) -> Outcome:
+    return _outcome(Status.PASS, zh, en, figs, tables)
+
+
+def _failed(zh: str, en: str, figs: tuple[Figure, ...], tables: tuple[str, ...] = ()) -> Outcome:
+    return _outcome(Status.FAIL, zh, en, figs, tables)
+
+
+def _unevidenced(zh: str, en: str, figs: tuple[Figure, ...]) -> Outcome:
+    return _outcome(Status.NOT_EVIDENCED, zh, en, figs, ())
+
+
 def _pct(part: int, whole: int) -> str:
     return "—" if whole == 0 else f"{100 * part / whole:.1f}%"
 
@@ -131,16 +149,13 @@ class Checks:
         )
         tables = (self._uncovered_table(),) if p.child_records > p.covered else ()
         if p.child_records == 0:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 "期内没有儿童个人信息的处理记录。",
                 "No processing of children's information was recorded in the period.",
                 figs,
-                (),
             )
         if p.covered == p.child_records:
-            return (
-                Status.PASS,
+            return _passed(
                 f"{p.child_records} 条儿童个人信息处理记录均在处理时有监护人的有效同意。",
                 f"All {p.child_records} records of processing children's information were covered "
                 "by a valid guardian consent at the time.",
@@ -148,8 +163,7 @@ class Checks:
                 tables,
             )
         n = p.child_records - p.covered
-        return (
-            Status.FAIL,
+        return _failed(
             f"{n} 条儿童个人信息处理记录（{len(p.uncovered_children)} 名儿童）"
             f"在处理时没有监护人的有效同意（覆盖率 {_pct(p.covered, p.child_records)}）。",
             f"{n} records of processing children's information ({len(p.uncovered_children)} "
@@ -187,23 +201,18 @@ class Checks:
             )
         )
         if p.child_records == 0:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 "期内没有儿童个人信息的处理记录。",
                 "No processing of children's information was recorded in the period.",
                 figs,
-                (),
             )
         if total == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 "没有在同意失效、撤回或拒绝后继续处理的记录。",
                 "No processing on a stale, withdrawn or refused consent.",
                 figs,
-                (),
             )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{total} 条处理记录发生在同意失效、撤回或拒绝之后"
             f"（失效 {acted['stale']}，撤回 {acted['withdrawn']}，拒绝 {acted['refused']}），"
             "超出监护人同意的目的和范围且未重新取得同意。",
@@ -256,24 +265,19 @@ class Checks:
                 ),
             )
         if c.messages_to_minors == 0 and logged == 0:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 "期内没有发给未成年人的私信，也没有记录联系决定。",
                 "No message to a minor and no contact decision was recorded in the period.",
                 figs,
-                (),
             )
         if c.delivered_against_rule == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 f"期内没有违反规则送达的陌生人私信；{denied} 次联系尝试被拒绝或转监护人。",
                 f"No stranger message reached a minor against the rule; {denied} contact "
                 "attempts were denied or sent to the guardian.",
                 figs,
-                (),
             )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{c.delivered_against_rule} 条陌生人私信违反规则送达 {len(c.recipients)} 名未成年人，"
             f"来自 {len(c.senders)} 个发送者。",
             f"{c.delivered_against_rule} stranger messages reached {len(c.recipients)} minors "
@@ -305,21 +309,17 @@ class Checks:
             ),
         )
         if e.pushed == 0:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 "期内没有推送未成年人内容的曝光记录。",
                 "No pushed impression of a minor's content was recorded in the period.",
                 figs,
-                (),
             )
         if e.beyond == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 f"{e.pushed} 次推送曝光均在监护人同意或标记的范围内。",
                 f"All {e.pushed} pushed impressions stayed within the consented or flagged "
                 "audience.",
                 figs,
-                (),
             )
         table = self._table(
             EvidenceTable(
@@ -331,8 +331,7 @@ class Checks:
                 e.beyond,
             )
         )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{e.beyond} 次曝光把 {len(e.owners)} 名未成年人的内容推送给了同意范围以外的用户。",
             f"{e.beyond} impressions pushed the content of {len(e.owners)} minors beyond the "
             "audience their guardians agreed to.",
@@ -359,15 +358,13 @@ class Checks:
             )
         )
         if total == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 "没有超过保存期限的记录。",
                 "No record is kept past its retention period.",
                 figs,
                 (table,),
             )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{total} 条记录超过保存期限仍未删除。",
             f"{total} records are kept past their retention period.",
             figs,
@@ -397,24 +394,17 @@ class Checks:
             _fig("open_overdue", r.open_overdue, "超期未答复", "overdue, unanswered"),
         )
         if r.due == 0:
-            return (
-                Status.NOT_EVIDENCED,
-                "期内没有到期的权利请求。",
-                "No rights request fell due in the period.",
-                figs,
-                (),
+            return _unevidenced(
+                "期内没有到期的权利请求。", "No rights request fell due in the period.", figs
             )
         bad = r.late + r.open_overdue
         if bad == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 f"{r.due} 个权利请求均按期答复。",
                 f"All {r.due} rights requests were answered on time.",
                 figs,
-                (),
             )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{bad} 个权利请求逾期（按期率 {_pct(r.on_time, r.due)}）。",
             f"{bad} rights requests were late (on time {_pct(r.on_time, r.due)}).",
             figs,
@@ -429,27 +419,19 @@ class Checks:
             _fig("without_reason", r.refused_without_reason, "未说明理由", "without reasons"),
         )
         if r.refused == 0:
-            return (
-                Status.NOT_EVIDENCED,
-                "期内没有被拒绝的权利请求。",
-                "No rights request was refused in the period.",
-                figs,
-                (),
+            return _unevidenced(
+                "期内没有被拒绝的权利请求。", "No rights request was refused in the period.", figs
             )
         if r.refused_without_reason == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 f"{r.refused} 个拒绝均书面说明了理由。",
                 f"All {r.refused} refusals gave their reasons in writing.",
                 figs,
-                (),
             )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{r.refused_without_reason} 个拒绝没有说明理由。",
             f"{r.refused_without_reason} refusals gave no reasons.",
             figs,
-            (),
         )
 
     def alerts_sla(self, req: Requirement) -> Outcome:
@@ -462,21 +444,15 @@ class Checks:
             _fig("open_overdue", a.open_overdue, "超时未处理", "overdue, unhandled"),
         )
         if a.raised == 0:
-            return (
-                Status.NOT_EVIDENCED,
-                "期内没有风险预警。",
-                "No risk alert was raised in the period.",
-                figs,
-                (),
+            return _unevidenced(
+                "期内没有风险预警。", "No risk alert was raised in the period.", figs
             )
         bad = a.late + a.open_overdue
         if bad == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 f"{a.raised} 个预警均在时限内处理。",
                 f"All {a.raised} alerts were handled within their SLA.",
                 figs,
-                (),
             )
         table = self._table(
             EvidenceTable(
@@ -488,8 +464,7 @@ class Checks:
                 bad,
             )
         )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{bad} 个预警未在时限内处理（{_pct(a.within_sla, a.raised)} 按时）。",
             f"{bad} alerts were not handled within their SLA ({_pct(a.within_sla, a.raised)} "
             "on time).",
@@ -509,20 +484,16 @@ class Checks:
             ),
         )
         if s.reads == 0 and s.alerts_acted == 0:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 "期内没有工作人员查阅或处置记录。",
                 "No staff read or review action was recorded in the period.",
                 figs,
-                (),
             )
         if s.alerts_acted_unread == 0:
-            return (
-                Status.PASS,
+            return _passed(
                 f"{s.reads} 次工作人员查阅均已记录；每个被处置的预警都有查阅记录。",
                 f"{s.reads} staff reads were logged; every alert acted on has a logged read.",
                 figs,
-                (),
             )
         table = self._table(
             EvidenceTable(
@@ -534,8 +505,7 @@ class Checks:
                 s.alerts_acted_unread,
             )
         )
-        return (
-            Status.FAIL,
+        return _failed(
             f"{s.alerts_acted_unread} 个预警被处置，但没有工作人员查阅其证据的记录。",
             f"{s.alerts_acted_unread} alerts were acted on with no logged read of their evidence.",
             figs,
@@ -553,20 +523,16 @@ class Checks:
             _fig("plain", e.encryption_plain, "明文", "readable as plain dates"),
         )
         if not e.key_configured or e.encryption_plain:
-            return (
-                Status.FAIL,
+            return _failed(
                 f"敏感字段未全部加密存储（{e.encryption_plain} 个明文）。",
                 f"Sensitive fields are not all encrypted at rest ({e.encryption_plain} plain).",
                 figs,
-                (),
             )
-        return (
-            Status.PASS,
+        return _passed(
             f"已配置数据密钥；直接读取数据库抽查的 {e.encryption_sampled} 个出生日期均为密文。",
             f"A data key is configured; all {e.encryption_sampled} birth dates read raw from the "
             "database were ciphertext.",
             figs,
-            (),
         )
 
     def notices_complete(self, req: Requirement) -> Outcome:
@@ -587,23 +553,15 @@ class Checks:
             _fig("incomplete", len(incomplete), "要素不全", "incomplete"),
         )
         if not ns:
-            return (
-                Status.FAIL,
-                "没有发布告知书。",
-                "No notice is published.",
-                figs,
-                (table,),
-            )
+            return _failed("没有发布告知书。", "No notice is published.", figs, (table,))
         if incomplete:
-            return (
-                Status.FAIL,
+            return _failed(
                 f"{len(incomplete)} 份现行告知书缺少法定要素。",
                 f"{len(incomplete)} current notices lack required elements.",
                 figs,
                 (table,),
             )
-        return (
-            Status.PASS,
+        return _passed(
             f"{len(ns)} 份现行告知书包含全部法定要素。",
             f"All {len(ns)} current notices contain every required element.",
             figs,
@@ -629,23 +587,19 @@ class Checks:
             for rid in req.rule_ids
         )
         if missing or not req.rule_ids:
-            return (
-                Status.FAIL,
+            return _failed(
                 f"规则包缺少实施该要求的规则：{', '.join(missing) or '无'}。",
                 "The pack in force lacks the rules that implement it: "
                 f"{', '.join(missing) or '-'}.",
                 figs,
-                (),
             )
         note_zh = f"（平台配置调整了 {', '.join(changed)}，未放宽法定底线）" if changed else ""
         note_en = f" (the platform's overlay changes {', '.join(changed)}, within the floors)"
-        return (
-            Status.PASS,
+        return _passed(
             f"生效规则包 {policy.meta.id} {policy.meta.version} 实施该要求{note_zh}。",
             f"The pack in force, {policy.meta.id} {policy.meta.version}, implements it"
             f"{note_en if changed else ''}.",
             figs,
-            (),
         )
 
     # ------------------------------------------------------------ governance
@@ -658,38 +612,26 @@ class Checks:
             _fig("break", e.ledger_break or "none", "断点", "break"),
         )
         if e.ledger_entries == 0:
-            return (
-                Status.NOT_EVIDENCED,
-                "账本为空。",
-                "The ledger is empty.",
-                figs,
-                (),
-            )
+            return _unevidenced("账本为空。", "The ledger is empty.", figs)
         if e.ledger_break:
-            return (
-                Status.FAIL,
+            return _failed(
                 f"账本校验失败：{e.ledger_break}",
                 f"The ledger does not verify: {e.ledger_break}",
                 figs,
-                (),
             )
-        return (
-            Status.PASS,
+        return _passed(
             f"账本 {e.ledger_entries} 个条目的哈希链校验通过。",
             f"The hash chain of {e.ledger_entries} ledger entries verifies.",
             figs,
-            (),
         )
 
     def impact_assessment_current(self, req: Requirement) -> Outcome:
         """An impact assessment exists and is still within its keeping period."""
         a = self.ev.assessment
         if a is None:
-            return (
-                Status.FAIL,
+            return _failed(
                 "没有个人信息保护影响评估。",
                 "No personal-information impact assessment exists.",
-                (),
                 (),
             )
         version, made, keep = a
@@ -700,20 +642,16 @@ class Checks:
         )
         as_of = self.ev.as_of
         if as_of is not None and keep < as_of.date():
-            return (
-                Status.FAIL,
+            return _failed(
                 f"最新的影响评估（第 {version} 版）已超过保存期限。",
                 f"The newest impact assessment (version {version}) is past its keeping period.",
                 figs,
-                (),
             )
-        return (
-            Status.PASS,
+        return _passed(
             f"影响评估第 {version} 版（{made.date().isoformat()}）保存至 {keep.isoformat()}。",
             f"Impact assessment version {version} ({made.date().isoformat()}) is kept until "
             f"{keep.isoformat()}.",
             figs,
-            (),
         )
 
     def decision_replay(self, req: Requirement) -> Outcome:
@@ -743,23 +681,19 @@ class Checks:
                 ),
             )
         if r.sampled == 0:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 "期内没有可重放的决定记录。",
                 "No logged decision with its request was found in the period.",
                 figs,
-                (),
             )
         if r.unexplained:
-            return (
-                Status.FAIL,
+            return _failed(
                 f"{r.sampled} 个重放决定中有 {r.unexplained} 个在事实未变的情况下结果不同。",
                 f"{r.unexplained} of {r.sampled} replayed decisions differ on unchanged facts.",
                 figs,
                 tables,
             )
-        return (
-            Status.PASS,
+        return _passed(
             f"{r.sampled} 个重放决定中 {r.same} 个结果相同，{r.explained} 个因账户此后变化而不同。",
             f"{r.same} of {r.sampled} replayed decisions are the same; {r.explained} differ "
             "because an account changed since.",
@@ -775,27 +709,21 @@ class Checks:
             _fig("unverified", e.game_unverified, "未经实名认证", "not real-name verified"),
         )
         if e.game_sessions == 0:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 "期内没有未成年人的游戏会话。",
                 "No game session of a minor was recorded in the period.",
                 figs,
-                (),
             )
         if e.game_unverified:
-            return (
-                Status.FAIL,
+            return _failed(
                 f"{e.game_unverified} 个未成年人游戏会话未经实名认证。",
                 f"{e.game_unverified} minors' game sessions were not real-name verified.",
                 figs,
-                (),
             )
-        return (
-            Status.PASS,
+        return _passed(
             f"{e.game_sessions} 个未成年人游戏会话均经实名认证。",
             f"All {e.game_sessions} minors' game sessions were real-name verified.",
             figs,
-            (),
         )
 
     # ------------------------------------------------------------ attested
@@ -815,19 +743,15 @@ class Checks:
             for i, d in enumerate(docs)
         )
         if not docs:
-            return (
-                Status.NOT_EVIDENCED,
+            return _unevidenced(
                 f"没有上传证明文件（{self.ev.attestation_months} 个月内）。",
                 f"No document was uploaded (dated within {self.ev.attestation_months} months).",
                 figs,
-                (),
             )
-        return (
-            Status.PASS,
+        return _passed(
             f"{len(docs)} 份证明文件，最新日期 {docs[-1].document_date.isoformat()}。",
             f"{len(docs)} documents, the latest dated {docs[-1].document_date.isoformat()}.",
             figs,
-            (),
         )
 
 

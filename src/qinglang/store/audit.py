@@ -792,8 +792,9 @@ class StaffReads:
 
 
 def staff_reads(session: Session, platform_id: int, w: Window) -> StaffReads:
-    """Logged staff reads in the window; alerts acted on with no logged read of their evidence."""
-    from qinglang.store.review import STAFF_READ
+    """Logged staff reads in the window; alerts a person acted on (not the risk engine's
+    automatic restrictions) with no logged read of their evidence."""
+    from qinglang.store.review import AUTOMATIC_ACTOR, STAFF_READ
 
     reads = session.execute(
         select(LedgerEntry.body).where(
@@ -820,6 +821,7 @@ def staff_reads(session: Session, platform_id: int, w: Window) -> StaffReads:
             ReviewAction.at >= w.start,
             ReviewAction.at < w.end,
             ReviewAction.kind != "dismiss",
+            ReviewAction.actor != AUTOMATIC_ACTOR,
         )
         .group_by(Alert.alert_id)
         .order_by(Alert.alert_id)

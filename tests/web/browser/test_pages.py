@@ -12,13 +12,16 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from qinglang.audit import run as audit_run
+from qinglang.audit.catalogue import load_catalogue
 from qinglang.risk.consumer import Consumer
-from qinglang.store import repo
+from qinglang.store import rectification, repo
 from qinglang.web import routes
 
 from ...api.consent_testing import ELEMENTS, PUBLISH, RECOMMEND
@@ -38,6 +41,7 @@ class World:
     users: dict[str, str]
     alert: str
     request_id: int
+    audit_run: int
 
 
 def _put(live: Live, name: str, **body: Any) -> None:
@@ -86,6 +90,19 @@ def world(live: Live) -> Iterator[World]:
 
         alert = s.query(Alert.alert_id).filter(Alert.platform_id == p.id).first()
         assert alert is not None
+    with service.tx(write=True) as s:
+        p = repo.get_platform_by_slug(s, "alpha")
+        assert p is not None
+        now = datetime.now(UTC)
+        job = audit_run.RunInput("2026", date(2026, 1, 1), date(2026, 12, 31), now, 50)
+        run = audit_run.record_run(
+            s, p, audit_run.audit(s, service, p, job), "ci", None, None, None
+        )
+        rectification.measures_from_run(
+            s, p, run.id, owner="dpo", due_date=now.date() - timedelta(days=3),
+            catalogue=load_catalogue(), actor="compliance", now=now,
+        )  # fmt: skip
+        run_id = int(run.id)
     users = {
         "guardian": live.user("guardian", "mum"),
         "reviewer": live.user("reviewer"),
@@ -93,7 +110,7 @@ def world(live: Live) -> Iterator[World]:
     }
     if "compliance" in routes.ROUTERS:
         users["compliance"] = live.user("compliance")
-    yield World(live, users, str(alert[0]), int(request_id))
+    yield World(live, users, str(alert[0]), int(request_id), run_id)
 
 
 def _pages(w: World) -> list[tuple[str | None, str, str]]:
@@ -119,6 +136,9 @@ def _pages(w: World) -> list[tuple[str | None, str, str]]:
     ]
     if "compliance" in w.users:
         pages.append(("compliance", "compliance", "/console/compliance"))
+        pages.append(
+            ("compliance", "compliance-audit", f"/console/compliance/audits/{w.audit_run}")
+        )
     return pages
 
 
