@@ -33,27 +33,34 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from crash_consents import DEFAULT_POSTGRES_URL, postgres_schema  # noqa: E402
+from crash_consents import DEFAULT_POSTGRES_URL, postgres_schema
 
-from qinglang.consent.ledger import GENESIS, body_digest, link_hash, make_body  # noqa: E402
-from qinglang.store import upgrade  # noqa: E402
-from qinglang.store.crypto import DataKey, encrypt  # noqa: E402
+from qinglang.consent.ledger import GENESIS, body_digest, link_hash, make_body
+from qinglang.store import upgrade
+from qinglang.store.crypto import DataKey, encrypt
 
 console = Console()
+SERIES = "generate_series(CAST(0 AS bigint), CAST(:n AS bigint) - 1) g"
+LEDGER_COLUMNS = ("platform_id", "seq", "kind", "subject", "body", "prev_hash", "hash", "at")
 YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
 KINDS = (("contact", 0.4), ("exposure", 0.4), ("collection", 0.1), ("playtime", 0.05))
 """Decision kinds and their shares (the rest: spending)."""
 
 
-def _copy(raw: object, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+def _copy(
+    raw: object, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]
+) -> None:
     """COPY rows into a table through psycopg (tab-separated text)."""
     buf = io.StringIO()
     for row in rows:
         buf.write("\t".join("\\N" if v is None else str(v) for v in row))
         buf.write("\n")
-    with raw.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
-        f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    ) as copy:
+    with (
+        raw.cursor() as cur,
+        cur.copy(  # type: ignore[attr-defined]
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        ) as copy,
+    ):
         copy.write(buf.getvalue())
 
 
@@ -96,7 +103,12 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
                         born = date(1970 + n % 30, 1 + n % 12, 1 + n % 28)
                     enc = encrypt(key, born.isoformat().encode(), "date") if born else None
                     rows.append((pid, f"a{n}", enc, "self_declared" if born else None))
-                _copy(conn, "accounts", ("platform_id", "external_id", "birth_date", "age_source"), rows)
+                _copy(
+                    conn,
+                    "accounts",
+                    ("platform_id", "external_id", "birth_date", "age_source"),
+                    rows,
+                )
                 conn.commit()
                 progress.update(task, advance=len(rows))
             with engine.connect() as c:
@@ -120,7 +132,9 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
                     "guardian": f"g{seq}",
                     "notice": {"id": 1, "version": 1, "hash": "0" * 64},
                 }
-                body = make_body(pid, seq, "consent.granted", subject, at, data, nonce=f"{seq:032x}")
+                body = make_body(
+                    pid, seq, "consent.granted", subject, at, data, nonce=f"{seq:032x}"
+                )
                 h = link_hash(prev, body_digest(body))
                 rows.append((pid, seq, "consent.granted", subject, body, prev, h, at.isoformat()))
                 prev = h
@@ -128,7 +142,16 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
                     _copy(
                         conn,
                         "ledger_entries",
-                        ("platform_id", "seq", "kind", "subject", "body", "prev_hash", "hash", "at"),
+                        (
+                            "platform_id",
+                            "seq",
+                            "kind",
+                            "subject",
+                            "body",
+                            "prev_hash",
+                            "hash",
+                            "at",
+                        ),
                         rows,
                     )
                     conn.commit()
@@ -162,7 +185,7 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
                     "INSERT INTO events (platform_id, seq, event_id, kind, at, actor, target, "
                     "received_at) SELECT :p, g + 1, 'm' || g, 'message', "
                     ":t0 + (g % 28000000) * interval '1 second', 'a' || ((g * 7) % :n), "
-                    "'a' || ((g * 13) % :n), :t0 FROM generate_series(CAST(0 AS bigint), CAST(:n AS bigint) - 1) g"
+                    f"'a' || ((g * 13) % :n), :t0 FROM {SERIES}"
                 ),
                 {**params, "n": accounts},
             )
@@ -185,8 +208,9 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
             c.execute(
                 text(
                     "INSERT INTO relationships (platform_id, src_account_id, dst_account_id, kind) "
-                    "SELECT :p, :lo + (g * 31) % (:hi - :lo + 1), :lo + (g * 37 + 1) % (:hi - :lo + 1), "
-                    "'follow' FROM generate_series(CAST(0 AS bigint), CAST(:n AS bigint) - 1) g ON CONFLICT DO NOTHING"
+                    "SELECT :p, :lo + (g * 31) % (:hi - :lo + 1), "
+                    ":lo + (g * 37 + 1) % (:hi - :lo + 1), "
+                    f"'follow' FROM {SERIES} ON CONFLICT DO NOTHING"
                 ),
                 {**params, "n": accounts // 2},
             )
@@ -201,14 +225,17 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
                         "INSERT INTO decision_logs (platform_id, kind, subject_account_id, "
                         "other_account_id, action, outcome, rule_ids, at, request) "
                         "SELECT :p, k.kind, :lo + (g * 7919) % (:hi - :lo + 1), "
-                        "CASE WHEN k.kind = 'contact' THEN :lo + (g * 104729) % (:hi - :lo + 1) END, "
+                        "CASE WHEN k.kind = 'contact' "
+                        "THEN :lo + (g * 104729) % (:hi - :lo + 1) END, "
                         "CASE k.kind WHEN 'contact' THEN 'dm' WHEN 'exposure' THEN 'recommend' "
-                        "ELSE 'x' END, (ARRAY['allow','deny','allow','needs_guardian'])[1 + g % 4], "
+                        "ELSE 'x' END, "
+                        "(ARRAY['allow','deny','allow','needs_guardian'])[1 + g % 4], "
                         "'[]'::jsonb, :t0 + (g % 28000000) * interval '1 second', "
                         "CASE WHEN k.kind = 'contact' AND g % 1000 = 0 THEN jsonb_build_object("
                         "'action', 'dm', 'sender', 'a' || ((g * 7919) % :na), "
                         "'recipient', 'a' || ((g * 104729) % :na)) END "
-                        "FROM generate_series(CAST(:g0 AS bigint), CAST(:g1 AS bigint)) g, LATERAL (SELECT CASE "
+                        "FROM generate_series(CAST(:g0 AS bigint), CAST(:g1 AS bigint)) g, "
+                        "LATERAL (SELECT CASE "
                         "WHEN g % 20 < 8 THEN 'contact' WHEN g % 20 < 16 THEN 'exposure' "
                         "WHEN g % 20 < 18 THEN 'collection' WHEN g % 20 < 19 THEN 'playtime' "
                         "ELSE 'spending' END AS kind) k"
@@ -225,7 +252,9 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
 def main() -> None:
     """Generate the platform, run the audit in a child process, print time and memory."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--postgres-url", default=os.environ.get("QINGLANG_TEST_POSTGRES", DEFAULT_POSTGRES_URL))
+    ap.add_argument(
+        "--postgres-url", default=os.environ.get("QINGLANG_TEST_POSTGRES", DEFAULT_POSTGRES_URL)
+    )
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--decisions", type=int, default=10_000_000)
     ap.add_argument("--keep", action="store_true", help="keep the schema")
@@ -233,7 +262,10 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(9)
     key = DataKey.generate()
-    with postgres_schema(args.postgres_url, keep=args.keep) as url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        postgres_schema(args.postgres_url, keep=args.keep) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         t0 = time.perf_counter()
         generate(url, key, args.accounts, args.decisions, rng)
         console.print(f"generated in {time.perf_counter() - t0:.0f} s")
@@ -246,9 +278,21 @@ def main() -> None:
         out = args.out or Path(tmp) / "bundle"
         env = {**os.environ, "QINGLANG_DATA_KEY": key.to_b64(), "COLUMNS": "120"}
         cmd = [
-            sys.executable, "-c", "from qinglang.cli import main; main()", "audit", "run",
-            "--period", "2026", "--as-of", "2026-11-28T00:00:00Z", "--out", str(out),
-            "--key", str(signing), "--db", url,
+            sys.executable,
+            "-c",
+            "from qinglang.cli import main; main()",
+            "audit",
+            "run",
+            "--period",
+            "2026",
+            "--as-of",
+            "2026-11-28T00:00:00Z",
+            "--out",
+            str(out),
+            "--key",
+            str(signing),
+            "--db",
+            url,
         ]
         t1 = time.perf_counter()
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
