@@ -316,7 +316,9 @@ def test_the_case_fails_then_passes_after_rectification(
     with service.tx(write=True) as s:
         platform = repo.get_platform_by_slug(s, "video")
         assert platform is not None
-        run_id = rectification.latest_run_after(s, platform.id, now - timedelta(hours=1)).id
+        run = rectification.latest_run_after(s, platform.id, now - timedelta(hours=1))
+        assert run is not None
+        run_id = run.id
         measures = rectification.measures_from_run(
             s,
             platform,
