@@ -154,6 +154,7 @@ def test_encrypted_columns_are_found_in_the_metadata() -> None:
         "realname_checks.pi": "text",
         "realname_checks.birth_date": "date",
         "realname_outbox.pi": "text",
+        "audit_attestations.content": "text",
     }
     assert {c.primary_key for c in encrypted_columns()} == {"id"}
 
@@ -177,6 +178,7 @@ def test_key_usage_counts_per_column_and_key_id(seeded: tuple[Engine, int], key_
         "realname_checks.pi": {},
         "realname_checks.birth_date": {},
         "realname_outbox.pi": {},
+        "audit_attestations.content": {},
     }
     with engine.begin() as connection:
         connection.execute(text("UPDATE guardians SET display_name = 'plain'"))

@@ -638,9 +638,8 @@ def exposure(
         others = sorted({str(r[1]) for r in rows} - set(minors.by_external))
         owner_ids = {**account_ids(session, platform_id, others), **minors.by_external}
         edges = minor_edges(session, minors)
-        if others:
-            extra = [owner_ids[o] for o in others if o in owner_ids]
-            edges = {**edges, **_edges_before(session, platform_id, extra)}
+        extra = [owner_ids[o] for o in others if o in owner_ids]
+        adults = _edges_before(session, platform_id, extra) if extra else {}
         for item_, owner_, viewer_, surface_, at, viewer_id in rows:
             item, owner, viewer, surface = str(item_), str(owner_), str(viewer_), str(surface_)
             child = minors.by_external.get(owner)
@@ -652,7 +651,7 @@ def exposure(
             if viewer == owner or owner not in owner_ids:
                 continue
             key = (owner_ids[owner], int(viewer_id)) if viewer_id is not None else None
-            e = edges.get(key, {}) if key is not None else {}
+            e = (edges.get(key) or adults.get(key) or {}) if key is not None else {}
             level = (
                 _level("friends")
                 if _known(e, at)
