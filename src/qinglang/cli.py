@@ -31,6 +31,7 @@ from qinglang.commands import (
     review,
     rights,
     risk,
+    stream,
 )
 from qinglang.commands.common import BadInput, err, fail, out
 from qinglang.guard import (
@@ -76,6 +77,7 @@ for _name, _module in (
     ("realname", realname),
     ("console", console),
     ("audit", audit),
+    ("stream", stream),
 ):
     app.add_typer(_module.app, name=_name)
 
