@@ -22,6 +22,7 @@ from qinglang.commands import (
     audit,
     consents,
     console,
+    demo,
     events,
     keys,
     ledger,
@@ -80,6 +81,7 @@ for _name, _module in (
     ("stream", stream),
 ):
     app.add_typer(_module.app, name=_name)
+app.command("demo")(demo.demo)
 
 
 # ---------------------------------------------------------------- serve

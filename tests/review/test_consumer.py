@@ -22,7 +22,14 @@ from qinglang.store import events as store_events
 from qinglang.store import repo
 from qinglang.store import review as store_review
 from qinglang.store.db import transaction, writer
-from qinglang.store.models import INDEFINITE, Account, Alert, Platform, Restriction
+from qinglang.store.models import (
+    INDEFINITE,
+    Account,
+    AgeAssessment,
+    Alert,
+    Platform,
+    Restriction,
+)
 
 POLICY = load_policy("cn")
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -232,6 +239,28 @@ def test_directory_reads_profiles_relationships_and_guardians(
     assert link.approved and link.guardian and not link.mutual
     assert d.link("man", "adult") == d.link("adult", "man")
     assert not d.link("boy", "girl").mutual
+
+
+def test_directory_treats_a_suspected_minor_as_a_minor(
+    session_maker: sessionmaker[Session], world: int
+) -> None:
+    """No birth date, but age inference suspects a child: the engine sees a minor, as the
+    decisions do (a cleared assessment changes nothing)."""
+    with transaction(session_maker) as s:
+        kid = repo.upsert_account(s, world, "quiet-kid")
+        grown = repo.upsert_account(s, world, "quiet-adult")
+        s.flush()
+        s.add(
+            AgeAssessment(
+                platform_id=world, account_id=kid.id, state="suspected", suspected_child=True
+            )
+        )
+        s.add(AgeAssessment(platform_id=world, account_id=grown.id, state="clear"))
+    d = StoreDirectory(session_maker, world, POLICY, now=lambda: T0)
+    facts = d.facts("quiet-kid")
+    assert facts.is_minor and facts.age is not None
+    assert facts.age < int(POLICY.require("age.child_below").value)  # type: ignore[arg-type]
+    assert not d.facts("quiet-adult").is_minor and d.facts("quiet-adult").age is None
 
 
 def test_replay_horizon() -> None:

@@ -41,6 +41,7 @@ from typing import Any, Final, Protocol, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from qinglang.age.suspicion import SUSPECTED_STATES, State, effective_age, inferred_age
 from qinglang.guard import build_profile
 from qinglang.policy import Policy
 from qinglang.review.evidence import build_evidence
@@ -49,7 +50,14 @@ from qinglang.risk.types import STRANGERS, UNKNOWN, AccountFacts, Alert, Directo
 from qinglang.store import events as store_events
 from qinglang.store import review as store_review
 from qinglang.store.db import transaction
-from qinglang.store.models import Account, Guardian, GuardianLink, Platform, Relationship
+from qinglang.store.models import (
+    Account,
+    AgeAssessment,
+    Guardian,
+    GuardianLink,
+    Platform,
+    Relationship,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +220,11 @@ class StoreDirectory:
         """Drop what is cached about an account (after it was restricted, say)."""
         self._facts.pop(account, None)
 
-    def _facts_of(self, row: Account, now: datetime) -> AccountFacts:
-        profile = build_profile(self.policy, row.external_id, row.birth_date, row.age_source, now)
+    def _facts_of(self, row: Account, now: datetime, suspected: int | None) -> AccountFacts:
+        # A suspected minor counts as a minor, as in the decisions (never over a higher source).
+        today = now.astimezone(self.policy.tz).date()
+        birth, source = effective_age(row.birth_date, row.age_source, suspected, today)
+        profile = build_profile(self.policy, row.external_id, birth, source, now)
         until = row.restricted_until
         return AccountFacts(
             age=profile.age,
@@ -226,13 +237,18 @@ class StoreDirectory:
         found: dict[str, tuple[AccountFacts, int | None]] = {}
         with transaction(self.sessions) as s:
             for chunk in _chunks(list(accounts)):
-                rows = s.scalars(
-                    select(Account).where(
-                        Account.platform_id == self.platform_id, Account.external_id.in_(chunk)
-                    )
+                rows = s.execute(
+                    select(Account, AgeAssessment.state, AgeAssessment.suspected_child)
+                    .outerjoin(AgeAssessment, AgeAssessment.account_id == Account.id)
+                    .where(Account.platform_id == self.platform_id, Account.external_id.in_(chunk))
                 )
-                for row in rows:
-                    found[row.external_id] = (self._facts_of(row, now), row.id)
+                for row, state, suspected_child in rows:
+                    suspected = (
+                        inferred_age(bool(suspected_child))
+                        if state is not None and State(state) in SUSPECTED_STATES
+                        else None
+                    )
+                    found[row.external_id] = (self._facts_of(row, now, suspected), row.id)
         for a in accounts:
             self._facts.put(a, found.get(a, (UNKNOWN, None)))
 
