@@ -370,8 +370,25 @@ def scan_command(
     model: Annotated[
         bool, typer.Option(help="also run the statistical model (names, addresses, schools)")
     ] = False,
+    spark: Annotated[
+        str | None,
+        typer.Option(
+            help="run on Spark (needs --out): master URL, e.g. local[2], spark://host:7077, yarn"
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="with --spark: result rows (JSONL), summary JSON beside it"),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--spark-conf", help="KEY=VALUE Spark setting (repeatable)"),
+    ] = None,
 ) -> None:
-    """Find personal information in text; one JSON line of findings per input record."""
+    """Find personal information in text; one JSON line of findings per input record.
+
+    With --spark MASTER the scan runs on Spark and writes one result row per record (errors
+    included) to --out, a summary table, exit 2 if any record was bad."""
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
     from qinglang.detect import CATEGORIES
@@ -384,6 +401,70 @@ def scan_command(
     for c in category or []:
         if c not in CATEGORIES:
             fail(f"--category: unknown category {c!r}; expected one of {', '.join(CATEGORIES)}")
+    if spark is not None:
+        from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+        from qinglang.jobs.scanspark import (
+            ScanInputError,
+            scan_backlog,
+            summary_path,
+            summary_table,
+        )
+
+        if out_path is None:
+            fail("--spark needs --out PATH (the result rows)")
+        if output is not None:
+            fail("--output is for a local scan; with --spark give --out")
+        if source == "-":
+            fail("--spark needs a file, not standard input")
+        conf: dict[str, str] = {}
+        for kv in spark_conf or []:
+            key, sep, value = kv.partition("=")
+            if not sep or not key.strip():
+                fail(f"--spark-conf: expected KEY=VALUE, got {kv!r}")
+            conf[key.strip()] = value.strip()
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            fail("--spark needs pyspark: pip install 'qinglang[spark]'")
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        job = bar.add_task("scanning", total=None)
+        try:
+            with bar:
+                summary = scan_backlog(
+                    source,
+                    out_path,
+                    fmt=fmt,
+                    column=column,
+                    categories=category or None,
+                    model=model,
+                    spark=spark,
+                    progress=lambda done, total: bar.update(job, completed=done, total=total),
+                    max_line_bytes=max_line_bytes,
+                    spark_conf=conf,
+                )
+        except ScanInputError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"cannot write {out_path}: {exc.strerror}")
+        for e in [e for _, e in summary.errors][:50]:
+            err.print(f"error: {e}", highlight=False, soft_wrap=True)
+        if len(summary.errors) > 50:
+            err.print(f"… and {len(summary.errors) - 50:,} more bad records", highlight=False)
+        out.print(summary_table(summary))
+        out.print(f"results: {out_path}; summary: {summary_path(out_path)}", highlight=False)
+        if summary.errors:
+            raise typer.Exit(2)
+        return
+    if out_path is not None or spark_conf:
+        fail("--out and --spark-conf apply with --spark only (a local scan writes --output)")
     try:
         stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
     except OSError as exc:

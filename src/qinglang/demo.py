@@ -866,10 +866,12 @@ class _Simulation:
                             )  # fmt: skip
                         continue
                     # The attempt is an event whether or not it was delivered: the risk engine
-                    # counts attempts (e.g. a restricted sender's), not only deliveries.
+                    # counts attempts (e.g. a restricted sender's), not only deliveries; a
+                    # blocked one says so (`delivered: false`), for the audit.
                     events.append(
                         {"id": eid, "kind": "message", "at": at, "actor": a.actor,
-                         "target": a.target, "text": a.text}
+                         "target": a.target, "text": a.text,
+                         **({} if outcome == "allow" else {"delivered": False})}
                     )  # fmt: skip
                     blocked = RESTRICTED_RULE in d.rule_ids
                     if blocked:

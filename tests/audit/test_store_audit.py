@@ -492,6 +492,35 @@ def _message(eid: str, sender: str, recipient: str, at: datetime) -> dict[str, A
     }
 
 
+def test_a_blocked_attempt_is_not_a_delivered_message(ctx: Ctx) -> None:
+    """The platform reports a message it blocked with `delivered: false`: the audit counts it as
+    an attempt, never as a stranger's message delivered against the rule."""
+    ctx.account("kid", date(2016, 3, 1))
+    ctx.account("uncle", date(1970, 1, 1))
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    ctx.ingest(
+        _message("m-blocked", "uncle", "kid", at) | {"delivered": False},
+        _message("m-through", "uncle", "kid", at) | {"delivered": True},
+    )
+    with ctx.service.tx() as s:
+        p = ctx.platform(s)
+        policy = ctx.policy(s)
+        w = ctx.window(at + timedelta(minutes=5))
+        got = contacts(s, p, policy, w, load_minors(s, p.id, policy, w))
+        stored = store_events.stored_events(s, p.id, ["m-blocked", "m-through"])
+    assert (got.messages_to_minors, got.blocked_attempts, got.delivered_against_rule) == (1, 1, 1)
+    assert [row[0] for row in got.sample] == ["uncle"]
+    assert (stored["m-blocked"].delivered, stored["m-through"].delivered) == (False, True)
+
+
+def test_delivered_is_for_messages_only() -> None:
+    base = {"id": "e", "at": "2026-03-01T08:00:00Z", "actor": "a", "target": "b"}
+    with pytest.raises(store_events.EventError, match="delivered"):
+        store_events.validate({**base, "kind": "follow", "delivered": False})
+    with pytest.raises(store_events.EventError, match="delivered"):
+        store_events.validate({**base, "kind": "message", "text": "x", "delivered": "no"})
+
+
 def test_contacts_judge_each_message_by_the_relationship_at_the_time(ctx: Ctx) -> None:
     for name in ("granny", "late", "pal", "uncle", "ghost-sender"):
         ctx.account(name, date(1970, 1, 1))

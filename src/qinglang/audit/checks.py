@@ -239,6 +239,12 @@ class Checks:
             ),
             _fig("from_strangers", c.from_strangers, "其中来自非好友", "of them from non-friends"),
             _fig(
+                "blocked_attempts",
+                c.blocked_attempts,
+                "平台拦截的私信尝试",
+                "message attempts the platform blocked",
+            ),
+            _fig(
                 "delivered_against_rule",
                 c.delivered_against_rule,
                 "违反规则送达的陌生人私信",

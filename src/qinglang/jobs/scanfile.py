@@ -58,9 +58,14 @@ def _lines(
         stats.bytes_read += len(raw)
         body = raw.rstrip(b"\r\n")
         if len(body) > max_bytes:
-            yield n, None, f"line {n}: {len(body):,} bytes, over the {max_bytes:,}-byte limit"
+            yield n, None, too_long(n, len(body), max_bytes)
         else:
             yield n, body, None
+
+
+def too_long(n: int, size: int, max_bytes: int) -> str:
+    """The error of a line over the size limit."""
+    return f"line {n}: {size:,} bytes, over the {max_bytes:,}-byte limit"
 
 
 def read_records(
@@ -73,14 +78,28 @@ def read_records(
     for n, body, err in _lines(stream, max_bytes, stats):
         if err is not None or body is None:
             yield Record(n, n, None, err)
-            continue
-        text, err = _decode(body, n)
-        if text is None:
-            yield Record(n, n, None, err)
-        elif fmt == "text":
-            yield Record(n, n, text)
         else:
-            yield _jsonl_record(n, text)
+            yield parse_line(n, body, fmt)
+
+
+def parse_line(
+    n: int, body: bytes, fmt: Format, header: list[str] | None = None, column: str = "text"
+) -> Record:
+    """One input line (without its line ending, within the size limit) as a record.
+
+    `header` and `column` are for CSV: the header's fields and the column holding the text.
+    The local scan and the Spark scan (`qinglang.jobs.scanspark`) both read lines with this.
+    """
+    text, err = _decode(body, n)
+    if text is None:
+        return Record(n, n, None, err)
+    if fmt == "text":
+        return Record(n, n, text)
+    if fmt == "jsonl":
+        return _jsonl_record(n, text)
+    if header is None:
+        raise ValueError("a CSV line needs the header")
+    return _csv_record(n, text, header, column)
 
 
 def _jsonl_record(n: int, line: str) -> Record:
@@ -110,17 +129,47 @@ def _csv_records(
                 raise ValueError(f"line {n}: cannot read the CSV header: {derr}")
             yield Record(n, n, None, derr)
             continue
-        row = next(csv.reader(io.StringIO(text)), [])
         if header is None:
-            header = row
-            if column not in header:
-                raise ValueError(f"--column {column!r} is not in the CSV header {header}")
+            header = csv_header(text, column)
             continue
-        if len(row) != len(header):
-            yield Record(n, n, None, f"line {n}: {len(row)} fields, the header has {len(header)}")
-            continue
-        values = dict(zip(header, row, strict=True))
-        yield Record(n, values.get("id", n), values[column])
+        yield _csv_record(n, text, header, column)
+
+
+def csv_header(text: str, column: str) -> list[str]:
+    """The fields of a CSV header line; ValueError if `column` is not one of them."""
+    header = next(csv.reader(io.StringIO(text)), [])
+    if column not in header:
+        raise ValueError(f"--column {column!r} is not in the CSV header {header}")
+    return header
+
+
+def _csv_record(n: int, text: str, header: list[str], column: str) -> Record:
+    row = next(csv.reader(io.StringIO(text)), [])
+    if len(row) != len(header):
+        return Record(n, n, None, f"line {n}: {len(row)} fields, the header has {len(header)}")
+    values = dict(zip(header, row, strict=True))
+    return Record(n, values.get("id", n), values[column])
+
+
+def scan_row(
+    rec: Record, categories: frozenset[str] | None = None, model: bool = False
+) -> dict[str, Any]:
+    """The result row of one record: ``line``, ``id``, ``findings`` (None for a bad record) and
+    ``error`` (None for a good one). A detector failure on one record is that record's error.
+
+    The local scan (`scan_records`) and the Spark scan run every record through this.
+    """
+    row: dict[str, Any] = {"line": rec.line, "id": rec.id, "findings": None, "error": None}
+    if rec.error is not None or rec.text is None:
+        row["error"] = rec.error or f"line {rec.line}: no text"
+        return row
+    try:
+        findings = scan(rec.text, categories=categories, model=model)
+    except Exception as exc:  # one record must not stop a backlog scan
+        row["error"] = f"line {rec.line}: cannot scan: {type(exc).__name__}: {exc}"
+        return row
+    row["findings"] = [f.to_dict() for f in findings]
+    return row
 
 
 def scan_records(
@@ -134,13 +183,13 @@ def scan_records(
     """Scan each good record and write one JSON line; collect the errors of bad ones."""
     cats = None if categories is None else frozenset(categories)
     for rec in records:
-        if rec.error is not None or rec.text is None:
-            stats.errors.append(rec.error or f"line {rec.line}: no text")
+        row = scan_row(rec, cats, model)
+        if row["error"] is not None:
+            stats.errors.append(row["error"])
         else:
-            findings = scan(rec.text, categories=cats, model=model)
             stats.records += 1
-            stats.findings += len(findings)
-            out = {"id": rec.id, "findings": [f.to_dict() for f in findings]}
+            stats.findings += len(row["findings"])
+            out = {"id": row["id"], "findings": row["findings"]}
             write(json.dumps(out, ensure_ascii=False) + "\n")
         if on_record is not None:
             on_record()

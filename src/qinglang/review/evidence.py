@@ -37,7 +37,7 @@ def timeline_entry(event: Event) -> dict[str, Any]:
     }
     if event.counterpart is not None:
         entry["counterpart"] = event.counterpart
-    for name in ("item", "surface", "amount_fen"):
+    for name in ("item", "surface", "amount_fen", "delivered"):
         value = getattr(event, name)
         if value is not None:
             entry[name] = value

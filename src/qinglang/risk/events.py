@@ -64,6 +64,8 @@ class Event:
     """For an impression: the account that owns the item shown."""
     surface: str | None = None
     amount_fen: int | None = None
+    delivered: bool | None = None
+    """For a message: False when the platform blocked it (an attempt); None or True: delivered."""
 
     @property
     def counterpart(self) -> str | None:
@@ -117,6 +119,7 @@ def parse_event(raw: Any) -> Event:
         "owner",
         "surface",
         "amount_fen",
+        "delivered",
     }
     if unknown:
         raise EventError(sorted(unknown)[0], "unknown field")
@@ -143,6 +146,9 @@ def parse_event(raw: Any) -> Event:
     bad_amount = not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0
     if ("amount_fen" in needs or amount is not None) and bad_amount:
         raise EventError("amount_fen", "must be a positive whole number of fen")
+    delivered = raw.get("delivered")
+    if delivered is not None and (kind != "message" or not isinstance(delivered, bool)):
+        raise EventError("delivered", "is true or false, for a message only")
     if target is not None and target == actor:
         raise EventError("target", "must differ from actor")
     assert event_id is not None and actor is not None
@@ -157,13 +163,14 @@ def parse_event(raw: Any) -> Event:
         owner,
         surface,
         amount if isinstance(amount, int) else None,
+        delivered,
     )
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
     """The JSON form of an event (the inverse of parse_event; None fields left out)."""
     out: dict[str, Any] = {"id": e.id, "kind": e.kind, "at": e.at.isoformat(), "actor": e.actor}
-    for name in ("target", "text", "item", "owner", "surface", "amount_fen"):
+    for name in ("target", "text", "item", "owner", "surface", "amount_fen", "delivered"):
         v = getattr(e, name)
         if v is not None:
             out[name] = v

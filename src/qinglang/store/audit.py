@@ -393,6 +393,9 @@ class Contacts:
     """Direct messages to minors in the window, and the contact decisions qinglang logged."""
 
     messages_to_minors: int = 0
+    """Messages delivered to minors (attempts the platform blocked are counted apart)."""
+    blocked_attempts: int = 0
+    """Messages to minors that the platform reported as blocked (``delivered: false``)."""
     from_strangers: int = 0
     delivered_against_rule: int = 0
     """Stranger messages delivered although the pack's rule for the recipient's age says deny
@@ -521,16 +524,19 @@ def contacts(
     for the recipient's age; and the logged contact decisions towards minors."""
     out = Contacts(sample_rate=float(platform.decision_sample_rate))
     minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
-    cols = (StoredEvent.actor, StoredEvent.target, StoredEvent.at)
+    cols = (StoredEvent.actor, StoredEvent.target, StoredEvent.at, StoredEvent.delivered)
     for rows in _events_about_minors(
         session, platform.id, w, minors, "message", StoredEvent.target, cols
     ):
         edges = minor_edges(session, minors)
-        for actor_, target_, at, sender_id in rows:
+        for actor_, target_, at, delivered, sender_id in rows:
             actor, target = str(actor_), str(target_)
             child = minors.by_external[target]
             age = minors.age(child, at)
             if age is None or age >= minor_below:
+                continue
+            if delivered is False:
+                out.blocked_attempts += 1
                 continue
             out.messages_to_minors += 1
             if sender_id is not None and _known(edges.get((child, int(sender_id)), {}), at):

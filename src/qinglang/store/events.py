@@ -125,6 +125,7 @@ def to_event(row: StoredEvent) -> Event:
         row.owner,
         row.surface,
         row.amount_fen,
+        row.delivered,
     )
 
 
@@ -222,6 +223,7 @@ def store_batch(
                 "owner": e.owner,
                 "surface": e.surface,
                 "amount_fen": e.amount_fen,
+                "delivered": e.delivered,
                 "text": e.text,
                 "received_at": received_at,
             }

@@ -543,6 +543,8 @@ class StoredEvent(Base):
     surface: Mapped[str | None] = mapped_column(String(16))
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     text: Mapped[str | None] = mapped_column(EncryptedText())
+    #: For a message: False when the platform blocked it (an attempt); None: delivered.
+    delivered: Mapped[bool | None] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -972,7 +972,7 @@ def export_account(
             "target": others.named(e.target, names),
             **_pick(e, "item"),
             "owner": others.named(e.owner, names),
-            **_pick(e, "surface", "amount_fen", "text", "received_at"),
+            **_pick(e, "surface", "amount_fen", "delivered", "text", "received_at"),
         }
         for e in stored
     ]

@@ -72,6 +72,10 @@ _EVENT_SCHEMA: Final[dict[str, Any]] = {
         "owner": {"type": "string", "minLength": 1, "maxLength": 200},
         "surface": {"type": "string", "enum": list(IMPRESSION_SURFACES)},
         "amount_fen": {"type": "integer", "minimum": 1},
+        "delivered": {
+            "type": "boolean",
+            "description": "for a message: false when the platform blocked it (an attempt)",
+        },
     },
 }
 _BODY_SCHEMA: Final[dict[str, Any]] = {
