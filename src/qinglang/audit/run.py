@@ -63,7 +63,13 @@ def _month_end(year: int, month: int) -> date:
 
 def parse_period(text: str) -> tuple[date, date]:
     """First and last day (inclusive) of a period written as described in the module."""
-    text = text.strip()
+    first, last = _parse_period(text.strip())
+    if last >= date.max:
+        raise PeriodError(f"period {text.strip()!r} must end before {date.max.isoformat()}")
+    return first, last
+
+
+def _parse_period(text: str) -> tuple[date, date]:
     try:
         if m := _YEAR.fullmatch(text):
             y = int(m[1])
