@@ -643,8 +643,7 @@ class _Simulation:
         def clock() -> float:
             return self.now.timestamp()
 
-        directory._facts.clock = clock
-        directory._links.clock = clock
+        directory.set_clock(clock)
         return RiskEngine(policy, directory)
 
     def _post(self, path: str, body: Any) -> Any:

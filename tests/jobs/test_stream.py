@@ -49,7 +49,7 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 P = 8
 SENDERS = 50
 PER_SENDER = 40
-CLI = "from qinglang.commands.stream import main; main()"
+CLI = "from qinglang.cli import main; main()"
 
 
 # ---------------------------------------------------------------- partitioning (no services)
@@ -121,7 +121,7 @@ def test_names() -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CLI, *args],
+        [sys.executable, "-c", CLI, "stream", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -260,6 +260,7 @@ def _worker(
             sys.executable,
             "-c",
             CLI,
+            "stream",
             "work",
             "--platform",
             "video",

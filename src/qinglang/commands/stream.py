@@ -12,14 +12,13 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
 
-from qinglang.commands.common import DEFAULT_DB, BadInput, DbOption, err, fail
+from qinglang.commands.common import DEFAULT_DB, DbOption, err, fail
 from qinglang.jobs import stream as js_stream
 
 app = typer.Typer(
@@ -235,25 +234,3 @@ def publish(
     )
     if errors:
         raise typer.Exit(2)
-
-
-def main() -> None:
-    """Run this command group alone (as ``qinglang stream`` does): one-line errors, exit 2."""
-    try:
-        rc = app(standalone_mode=False)
-    except BadInput as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except (typer.Exit, typer.Abort) as exc:
-        sys.exit(getattr(exc, "exit_code", 130))
-    except Exception as exc:
-        message = getattr(exc, "format_message", None)
-        if message is None:
-            raise
-        err.print(f"error: {' '.join(str(message()).split())}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    sys.exit(rc if isinstance(rc, int) else 0)
-
-
-if __name__ == "__main__":
-    main()

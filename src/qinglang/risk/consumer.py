@@ -197,6 +197,11 @@ class StoreDirectory:
             hit = self._links.lookup(key)
         return STRANGERS if hit is None else hit
 
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Expire the caches on this clock (seconds), e.g. a simulation's time."""
+        self._facts.clock = clock
+        self._links.clock = clock
+
     # -- batch loading
 
     def prefetch(self, events: Sequence[Event]) -> None:
