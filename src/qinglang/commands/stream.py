@@ -68,6 +68,14 @@ def work(
         Path | None,
         typer.Option("--log", help="append a JSON line per committed batch (and a summary)"),
     ] = None,
+    risk: Annotated[
+        bool,
+        typer.Option(
+            "--risk",
+            help="run the risk engine over this worker's partitions (turn the platform's "
+            "lease consumer off: QINGLANG_CONSUMER=off, no `events consume`)",
+        ),
+    ] = False,
     crash_after: Annotated[
         int | None,
         typer.Option(hidden=True, help="fault injection: die after this many commits, unacked"),
@@ -104,6 +112,7 @@ def work(
                 "stored": b.stored,
                 "duplicates": b.duplicates,
                 "invalid": b.invalid,
+                **({"alerts": b.alerts} if risk else {}),
             }
         )
         commits += 1
@@ -123,6 +132,8 @@ def work(
         max_deliver=max_deliver,
         pause=pause,
         on_batch=on_batch,
+        risk=risk,
+        on_replay=lambda n: record({"worker": worker, "pid": os.getpid(), "replayed": n}),
     )
 
     async def main() -> js_stream.WorkerStats:

@@ -39,15 +39,40 @@ A worker (:class:`StreamWorker`)
     turn a long database outage into lost events.
 
 The risk engine
-    The stream worker's job is durable intake. The engine is fed, unchanged, by
+    By default the stream worker's job is durable intake, and the engine is fed by
     :class:`qinglang.risk.consumer.Consumer` (``qinglang events consume`` or the API's
     background consumer), which reads the stored events in ``seq`` order under a per-platform
-    database lease and writes alerts and checkpoints transactionally. That keeps one proven
-    path from stored events to alerts (with its replay on take-over and reviewer dismissals)
-    instead of a second one with its own crash semantics. Its cost: the engine state of a
-    platform lives with the lease holder, not with the stream worker that owns the sender's
-    partition; running the engine per partition inside the stream workers is future work (it
-    would need a per-partition checkpoint and a replay of the partition's senders).
+    database lease; the engine state of a platform then lives with the lease holder.
+
+    With ``risk=True`` (``qinglang stream work --risk``) each worker runs its own
+    :class:`qinglang.risk.engine.RiskEngine` (over the same
+    :class:`qinglang.risk.consumer.StoreDirectory` as the Consumer) for its own partitions, so
+    a sender's engine state lives on the worker that owns the sender's partition. A batch is
+    stored, its newly stored events (not the duplicates) are fed to the engine, and the
+    engine's alerts and the automatic restrictions of ``restrict`` alerts are written with
+    :func:`qinglang.risk.consumer.write_alerts` (the Consumer's own writer: idempotent by alert
+    id, the restriction only with a newly queued alert), all in ONE transaction committed
+    before the acknowledgement: a crash before the commit leaves neither the events nor their
+    alerts, and the redelivered batch is stored and judged again. A failure naks the batch and
+    drops the engine state (it may have seen events that were not committed), rebuilt before
+    the next batch. On start, and after such a drop, the state is rebuilt by replaying the
+    stored events within the engine's horizon (:func:`qinglang.risk.consumer.replay_horizon`,
+    counted back from the latest stored event of the platform) whose actor hashes to the
+    worker's partitions; alerts raised during the replay are dropped, as in the Consumer's replay
+    (they were written when first raised).
+
+    **With --risk the platform's DB-lease consumer must be off**, or every event is judged
+    twice (two engines, and alerts from both). Today it is switched off per process, not per
+    platform: the API runs its background consumer in its lifespan
+    (``qinglang.api.routers.events``) unless ``QINGLANG_CONSUMER=off`` (or ``0``/``false``/
+    ``no``; :func:`qinglang.risk.consumer.enabled_from_env`), so every API process must run
+    with ``QINGLANG_CONSUMER=off``, and ``qinglang events consume`` must not be run. Since that
+    switch covers all platforms, a deployment mixing --risk platforms with lease-consumer
+    platforms needs the consumer run elsewhere for the latter.
+
+    Limits of the --risk mode: the replay does not apply reviewers' dismissals (the Consumer
+    does); it reads every stored event of the platform within the horizon and keeps the
+    worker's partitions in Python (crc32 is not filtered in SQL).
 """
 
 from __future__ import annotations
@@ -56,9 +81,11 @@ import asyncio
 import json
 import logging
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -66,6 +93,8 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
     from qinglang.api.service import Service
+    from qinglang.risk.consumer import RiskEngineLike, StoreDirectory
+    from qinglang.risk.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +317,10 @@ class WorkerStats:
     failed_batches: int = 0
     """Batches nak'ed after a database error (redelivered later)."""
     batches: int = 0
+    alerts: int = 0
+    """Alerts newly queued by this worker's engine (with --risk)."""
+    replayed: int = 0
+    """Stored events replayed into the engine to rebuild its state (with --risk)."""
 
 
 @dataclass(slots=True)
@@ -300,6 +333,17 @@ class BatchRecord:
     duplicates: list[str]
     invalid: list[str]
     """Message ids (``<slug>:<event id>``, or the stream sequence) of terminated messages."""
+    alerts: list[str] = field(default_factory=list)
+    """Ids of the alerts this batch newly queued (with ``risk=True``)."""
+
+
+@dataclass(slots=True)
+class _Risk:
+    """A worker's engine over its partitions."""
+
+    engine: RiskEngineLike
+    directory: StoreDirectory
+    policy: Any
 
 
 class StreamWorker:
@@ -322,6 +366,8 @@ class StreamWorker:
         pause: float = 0.0,
         on_batch: Callable[[BatchRecord], None] | None = None,
         service: Service | None = None,
+        risk: bool = False,
+        on_replay: Callable[[int], None] | None = None,
     ) -> None:
         check_slug(slug)
         check_prefix(prefix)
@@ -349,6 +395,11 @@ class StreamWorker:
         self.stats = WorkerStats()
         self._service = service
         self._platform_id: int | None = None
+        self.risk = risk
+        self.on_replay = on_replay
+        """Called with the number of replayed events after each rebuild of the engine state."""
+        self._risk: _Risk | None = None
+        self._risk_lock = threading.Lock()
 
     # -- database side (runs in a thread)
 
@@ -378,6 +429,91 @@ class StreamWorker:
         with self._service.tx(write=True) as s:
             return store_events.store_batch(s, self._platform_id, checked)
 
+    def _rebuild(self) -> _Risk:
+        """A fresh engine for the owned partitions, its state replayed from the stored events
+        within its horizon (alerts dropped: they were written when first raised)."""
+        from sqlalchemy import func, select
+
+        from qinglang.risk.consumer import StoreDirectory, default_engine_factory, replay_horizon
+        from qinglang.store import events as store_events
+        from qinglang.store.models import Platform, StoredEvent
+
+        service, platform_id = self._service, self._platform_id
+        assert service is not None and platform_id is not None
+        with service.tx() as s:
+            platform = s.get(Platform, platform_id)
+            assert platform is not None
+            policy = service.policy_for(platform)
+        directory = StoreDirectory(service.sessions, platform_id, policy)
+        engine = default_engine_factory(policy, directory)
+        owned = set(self.partitions)
+        replayed = 0
+        with service.tx() as s:
+            upto = store_events.head_seq(s, platform_id)
+            latest: datetime | None = s.scalar(
+                select(func.max(StoredEvent.at)).where(StoredEvent.platform_id == platform_id)
+            )
+            if upto and latest is not None:
+                since = latest - replay_horizon(engine, policy)
+                buffer: list[Event] = []
+                for event in store_events.events_for_replay(s, platform_id, upto, since):
+                    if partition_of(event.actor, self.partition_count) not in owned:
+                        continue
+                    buffer.append(event)
+                    if len(buffer) >= 2000:
+                        directory.prefetch(buffer)
+                        engine.process_many(buffer)
+                        replayed += len(buffer)
+                        buffer = []
+                if buffer:
+                    directory.prefetch(buffer)
+                    engine.process_many(buffer)
+                    replayed += len(buffer)
+        self.stats.replayed += replayed
+        if self.on_replay is not None:
+            self.on_replay(replayed)
+        return _Risk(engine, directory, policy)
+
+    def _start_risk(self) -> None:
+        with self._risk_lock:
+            self._risk = self._rebuild()
+
+    def _store_and_judge(self, raws: list[Any]) -> tuple[Any, list[str]]:
+        """Store a batch, feed its newly stored events to the engine and write the alerts, all
+        in ONE transaction: a crash anywhere before the commit leaves neither events nor alerts,
+        and the redelivered batch is judged again. On any failure the engine state is dropped
+        (it may have seen events that were not committed) and rebuilt before the next batch.
+        Returns the intake result and the ids of the alerts newly queued."""
+        from qinglang.risk.consumer import write_alerts
+        from qinglang.store import events as store_events
+
+        service, platform_id = self._service, self._platform_id
+        assert service is not None and platform_id is not None
+        checked = store_events.check_batch(raws)
+        good = dict(checked.good)
+        with self._risk_lock:  # partitions are consumed concurrently, in threads
+            try:
+                if self._risk is None:
+                    self._risk = self._rebuild()
+                risk = self._risk
+                with service.tx(write=True) as s:
+                    result = store_events.store_batch(s, platform_id, checked)
+                    skip = {r.index for r in result.rejected} | set(result.duplicates)
+                    fresh = [e for i, e in sorted(good.items()) if i not in skip]
+                    queued: list[str] = []
+                    if fresh:
+                        risk.directory.prefetch(fresh)
+                        alerts = risk.engine.process_many(fresh)
+                        if alerts:
+                            now = datetime.now(tz=UTC)
+                            queued = write_alerts(
+                                s, platform_id, risk.policy, risk.directory, fresh, alerts, now
+                            )
+                return result, queued
+            except BaseException:
+                self._risk = None
+                raise
+
     # -- stream side
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
@@ -385,6 +521,8 @@ class StreamWorker:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         self._platform_id = await asyncio.to_thread(self._open)
+        if self.risk:
+            await asyncio.to_thread(self._start_risk)
         nc = await connect(self.nats_url, name=f"qinglang-stream-{self.slug}")
         try:
             js = nc.jetstream()
@@ -454,7 +592,6 @@ class StreamWorker:
             return "seq:?"
 
     async def _handle(self, nc: Any, partition: int, msgs: list[Msg]) -> None:
-        from nats.errors import Error as NatsError
 
         self.stats.fetched += len(msgs)
         raws: list[Any] = []
@@ -474,17 +611,17 @@ class StreamWorker:
                 continue
             raws.append(raw)
             carried.append(msg)
+        queued: list[str] = []
         try:
-            result = await asyncio.to_thread(self._store, raws) if raws else None
+            if not raws:
+                result = None
+            elif self.risk:
+                result, queued = await asyncio.to_thread(self._store_and_judge, raws)
+            else:
+                result = await asyncio.to_thread(self._store, raws)
         except Exception:
             log.exception("storing a batch of partition %s failed; redelivering later", partition)
-            self.stats.failed_batches += 1
-            try:
-                for msg in msgs:
-                    await msg.nak(delay=NAK_DELAY)
-                await nc.flush()
-            except NatsError as exc:  # without the nak, ack_wait brings the batch back
-                log.warning("nak failed: %s", exc)
+            await self._nak(nc, msgs)
             return
         rejected = set() if result is None else {r.index for r in result.rejected}
         duplicate = set() if result is None else set(result.duplicates)
@@ -505,11 +642,23 @@ class StreamWorker:
         self.stats.stored += len(stored)
         self.stats.duplicates += len(dups)
         self.stats.invalid += len(dead)
+        self.stats.alerts += len(queued)
         if self.on_batch is not None:
             self.on_batch(
-                BatchRecord(partition, stored, dups, [self._message_key(m) for m in dead])
+                BatchRecord(partition, stored, dups, [self._message_key(m) for m in dead], queued)
             )
         await self._settle(nc, msgs, {id(m) for m in dead})
+
+    async def _nak(self, nc: Any, msgs: list[Msg]) -> None:
+        from nats.errors import Error as NatsError
+
+        self.stats.failed_batches += 1
+        try:
+            for msg in msgs:
+                await msg.nak(delay=NAK_DELAY)
+            await nc.flush()
+        except NatsError as exc:  # without the nak, ack_wait brings the batch back
+            log.warning("nak failed: %s", exc)
 
     async def _settle(self, nc: Any, msgs: list[Msg], dead: set[int]) -> None:
         """Acknowledge (or terminate) a committed batch. A lost acknowledgement only means a

@@ -601,23 +601,42 @@ class Consumer:
         alerts: list[Alert],
         now: datetime,
     ) -> None:
-        in_batch = {e.id: e for e in events}
-        wanted: list[str] = []
-        for a in alerts:
-            wanted.extend(a.event_ids)
-            for sig in a.signals:
-                wanted.extend(sig.event_ids)
-        missing = [i for i in dict.fromkeys(wanted) if i not in in_batch]
-        known = dict(in_batch)
-        if missing:
-            known.update(store_events.stored_events(s, platform_id, missing))
-        for alert in alerts:
-            facts = {a: local.directory.facts(a) for a in (alert.sender, *alert.minors)}
-            evidence = build_evidence(alert, known, facts)
-            row = store_review.queue_alert(s, platform_id, alert, evidence, policy, now)
-            if row is not None and row.level == "restrict":
-                store_review.auto_restrict(s, row, policy, now)
-                local.directory.forget(alert.sender)
+        write_alerts(s, platform_id, policy, local.directory, events, alerts, now)
+
+
+def write_alerts(
+    s: Session,
+    platform_id: int,
+    policy: Policy,
+    directory: StoreDirectory,
+    events: Sequence[Event],
+    alerts: Sequence[Alert],
+    now: datetime,
+) -> list[str]:
+    """Queue engine alerts with their evidence in the caller's transaction (idempotent by alert
+    id) and apply the automatic protective restriction of each new ``restrict`` alert; the ids
+    of the alerts newly queued (an alert queued before is skipped, restriction included)."""
+    in_batch = {e.id: e for e in events}
+    wanted: list[str] = []
+    for a in alerts:
+        wanted.extend(a.event_ids)
+        for sig in a.signals:
+            wanted.extend(sig.event_ids)
+    missing = [i for i in dict.fromkeys(wanted) if i not in in_batch]
+    known = dict(in_batch)
+    if missing:
+        known.update(store_events.stored_events(s, platform_id, missing))
+    queued: list[str] = []
+    for alert in alerts:
+        facts = {a: directory.facts(a) for a in (alert.sender, *alert.minors)}
+        evidence = build_evidence(alert, known, facts)
+        row = store_review.queue_alert(s, platform_id, alert, evidence, policy, now)
+        if row is not None:
+            queued.append(alert.id)
+        if row is not None and row.level == "restrict":
+            store_review.auto_restrict(s, row, policy, now)
+            directory.forget(alert.sender)
+    return queued
 
 
 class BackgroundConsumer:
