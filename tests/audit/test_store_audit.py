@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qinglang.policy import Policy, load_policy
+from qinglang.risk.events import EventError
 from qinglang.store import events as store_events
 from qinglang.store import repo, transaction
 from qinglang.store.audit import (
@@ -30,13 +31,13 @@ from qinglang.store.audit import (
     Timeline,
     Window,
     alerts,
-    consent_timelines,
     contacts,
     encrypted_at_rest,
     exposure,
     import_history,
     jsonl,
     load_minors,
+    minor_timelines,
     processing,
     rights,
     staff_reads,
@@ -418,7 +419,7 @@ def test_processing_is_judged_against_the_consent_at_the_time(ctx: Ctx) -> None:
         w = ctx.window(as_of)
         minors = load_minors(s, p.id, policy, w)
         got = processing(s, p.id, policy, w, minors)
-        timelines = consent_timelines(s, p.id, ["kid"])
+        timelines = minor_timelines(s, minors)
     assert got.records == 8
     assert got.child_records == 7
     assert got.covered == 3  # covered-1, covered-2 and the instant of the re-grant
@@ -515,9 +516,9 @@ def test_a_blocked_attempt_is_not_a_delivered_message(ctx: Ctx) -> None:
 
 def test_delivered_is_for_messages_only() -> None:
     base = {"id": "e", "at": "2026-03-01T08:00:00Z", "actor": "a", "target": "b"}
-    with pytest.raises(store_events.EventError, match="delivered"):
+    with pytest.raises(EventError, match="delivered"):
         store_events.validate({**base, "kind": "follow", "delivered": False})
-    with pytest.raises(store_events.EventError, match="delivered"):
+    with pytest.raises(EventError, match="delivered"):
         store_events.validate({**base, "kind": "message", "text": "x", "delivered": "no"})
 
 

@@ -162,6 +162,13 @@ def inferred_age(suspected_child: bool) -> int:
     return CHILD_AGE - 1 if suspected_child else ADULT_AGE - 1
 
 
+def suspected_age_of(state: str | None, suspected_child: bool | None) -> int | None:
+    """The inferred age an assessment in `state` makes the profile use (None unless suspected)."""
+    if state is None or State(state) not in SUSPECTED_STATES:
+        return None
+    return inferred_age(bool(suspected_child))
+
+
 def _years_before(day: date, years: int) -> date:
     """The same calendar day `years` earlier (29 February → 28 February)."""
     try:

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, object_session
 from starlette.concurrency import run_in_threadpool
@@ -219,6 +219,9 @@ class Service:
         """Write the decision to the sampled log (in its own transaction) if the sample says so."""
         if random.random() >= platform.decision_sample_rate:
             return
+        request = ids.pop("request", None)
+        if isinstance(request, BaseModel):  # dumped only when the sample keeps the decision
+            request = request.model_dump(mode="json")
         with self.tx(write=True) as s:
             repo.log_decision(
                 s,
@@ -228,6 +231,7 @@ class Service:
                 outcome=decision.outcome.value,
                 rule_ids=decision.rule_ids,
                 always=True,
+                request=request,
                 **ids,
             )
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qinglang.store.audit import iso_z
 from qinglang.store.models import Account, DecisionLog, Platform
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def replay(
                 int(log.id),
                 log.kind,
                 log.action,
-                log.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                iso_z(log.at),
                 log.outcome,
                 d.outcome.value,
                 "explained" if explained else "unexplained",

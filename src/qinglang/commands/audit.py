@@ -186,7 +186,7 @@ def run(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    digest = hashlib.sha256((out_dir / audit_bundle.MANIFEST).read_bytes()).hexdigest()
+    digest = hashlib.sha256(manifest.to_json()).hexdigest()
     with service.tx(write=True) as s:
         row = audit_run.record_run(
             s, plat, result, actor, digest, manifest.key_fingerprint, audit_run.location_of(out_dir)

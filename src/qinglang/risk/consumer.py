@@ -41,7 +41,7 @@ from typing import Any, Final, Protocol, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from qinglang.age.suspicion import SUSPECTED_STATES, State, effective_age, inferred_age
+from qinglang.age.suspicion import effective_age, suspected_age_of
 from qinglang.guard import build_profile
 from qinglang.policy import Policy
 from qinglang.review.evidence import build_evidence
@@ -248,11 +248,7 @@ class StoreDirectory:
                     .where(Account.platform_id == self.platform_id, Account.external_id.in_(chunk))
                 )
                 for row, state, suspected_child in rows:
-                    suspected = (
-                        inferred_age(bool(suspected_child))
-                        if state is not None and State(state) in SUSPECTED_STATES
-                        else None
-                    )
+                    suspected = suspected_age_of(state, suspected_child)
                     found[row.external_id] = (self._facts_of(row, now, suspected), row.id)
         for a in accounts:
             self._facts.put(a, found.get(a, (UNKNOWN, None)))

@@ -22,11 +22,11 @@ from qinglang.age.suspicion import (
     Assessment,
     State,
     Transition,
-    inferred_age,
     on_appeal,
     on_decide_appeal,
     on_score,
     on_verify,
+    suspected_age_of,
 )
 from qinglang.store import ledger
 from qinglang.store.models import Account, AgeAssessment, AgeAssessmentEvent, utcnow
@@ -77,9 +77,7 @@ def suspected_age(session: Session, account_id: int) -> int | None:
             AgeAssessment.account_id == account_id
         )
     ).one_or_none()
-    if row is None or State(row.state) not in SUSPECTED_STATES:
-        return None
-    return inferred_age(bool(row.suspected_child))
+    return None if row is None else suspected_age_of(row.state, row.suspected_child)
 
 
 def _row(session: Session, account: Account) -> AgeAssessment:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from qinglang.age.ages import age_at
-from qinglang.age.suspicion import SUSPECTED_STATES, effective_age, inferred_age
+from qinglang.age.suspicion import effective_age, suspected_age_of
 from qinglang.policy import Policy
 from qinglang.risk.events import EventError
 from qinglang.store import events as store_events
@@ -151,7 +151,6 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
         day_after=counting is not None and counting.value == "day_after_birthday",
         platform_id=platform_id,
     )
-    suspected_states = {s.value for s in SUSPECTED_STATES}
     today = w.as_of.astimezone(policy.tz).date()
     after = 0
     while True:
@@ -174,11 +173,7 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
         out.accounts += len(rows)
         after = int(rows[-1][0])
         for aid, ext, born, source, state, suspected_child in rows:
-            suspected = (
-                inferred_age(bool(suspected_child))
-                if state is not None and state in suspected_states
-                else None
-            )
+            suspected = suspected_age_of(state, suspected_child)
             if born is None and suspected is None:
                 continue
             birth, _ = effective_age(born, source, suspected, today)
@@ -240,25 +235,6 @@ class ConsentState:
 
 NO_CONSENT: Final = ConsentState("none")
 Timeline = dict[tuple[str, str], list[tuple[datetime, ConsentState]]]
-
-
-def consent_timelines(
-    session: Session, platform_id: int, subjects: Sequence[str]
-) -> dict[str, Timeline]:
-    """Each subject's consent history per purpose × category, from the hash-chained ledger."""
-    out: dict[str, Timeline] = {}
-    for i in range(0, len(subjects), CHUNK):
-        rows = session.execute(
-            select(LedgerEntry.subject, LedgerEntry.kind, LedgerEntry.body, LedgerEntry.at)
-            .where(
-                LedgerEntry.platform_id == platform_id,
-                LedgerEntry.kind.in_(CONSENT_KINDS),
-                LedgerEntry.subject.in_(subjects[i : i + CHUNK]),
-            )
-            .order_by(LedgerEntry.seq)
-        ).all()
-        out.update(_timelines(rows))
-    return out
 
 
 def _timelines(rows: Iterable[Any]) -> dict[str, Timeline]:
@@ -381,7 +357,7 @@ def processing(
         out.by_state[reason] += 1
         out.uncovered_children.add(int(aid))
         if len(out.sample) < SAMPLE:
-            out.sample.append((ext, purpose, category, _iso(at), reason))
+            out.sample.append((ext, purpose, category, iso_z(at), reason))
     return out
 
 
@@ -550,7 +526,7 @@ def contacts(
             out.senders.add(actor)
             out.recipients.add(target)
             if len(out.sample) < SAMPLE:
-                out.sample.append((actor, target, _iso(at), rule.id))
+                out.sample.append((actor, target, iso_z(at), rule.id))
     table = minors_table(session, minors)
     decided: Counter[str] = Counter()
     for outcome, n in session.execute(
@@ -680,7 +656,7 @@ def exposure(
             out.by_reason[reason] += 1
             out.owners.add(owner)
             if len(out.sample) < SAMPLE:
-                out.sample.append((item, owner, viewer, surface, _iso(at), reason))
+                out.sample.append((item, owner, viewer, surface, iso_z(at), reason))
     return out
 
 
@@ -734,7 +710,7 @@ def rights(session: Session, platform_id: int, w: Window) -> Rights:
         else:
             continue
         if len(sample) < SAMPLE:
-            sample.append((int(rid), kind, status, _iso(due), _iso(closed) if closed else None))
+            sample.append((int(rid), kind, status, iso_z(due), iso_z(closed) if closed else None))
     return Rights(len(rows), on_time, late, overdue, refused, bare, sample)
 
 
@@ -779,7 +755,9 @@ def alerts(session: Session, platform_id: int, w: Window) -> Alerts:
         else:
             continue
         if len(sample) < SAMPLE:
-            sample.append((aid, priority, _iso(raised), _iso(due), _iso(first) if first else None))
+            sample.append(
+                (aid, priority, iso_z(raised), iso_z(due), iso_z(first) if first else None)
+            )
     return Alerts(len(rows), within, late, overdue, dict(sorted(by.items())), sample)
 
 
@@ -831,7 +809,7 @@ def staff_reads(session: Session, platform_id: int, w: Window) -> StaffReads:
         .group_by(Alert.alert_id)
         .order_by(Alert.alert_id)
     ).all()
-    unread = [(str(a), _iso(first)) for a, first, _ in acted if str(a) not in read_alerts]
+    unread = [(str(a), iso_z(first)) for a, first, _ in acted if str(a) not in read_alerts]
     return StaffReads(
         n,
         len(readers - {""}),
@@ -1087,5 +1065,6 @@ def jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
             raise ImportError_(number, "json", exc.msg) from None
 
 
-def _iso(at: datetime) -> str:
+def iso_z(at: datetime) -> str:
+    """An instant as the evidence shows it: ISO 8601 in UTC with a Z."""
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement, Float, and_, case, distinct, func, or_, se
 from sqlalchemy.orm import Session
 
 from qinglang.age import age_at
-from qinglang.age.suspicion import SUSPECTED_STATES, effective_age, inferred_age
+from qinglang.age.suspicion import SUSPECTED_STATES, effective_age, suspected_age_of
 from qinglang.policy import Policy
 from qinglang.review.priority import OPEN_STATUSES, PRIORITIES
 from qinglang.store.models import (
@@ -279,12 +279,9 @@ def is_child(
 ) -> bool:
     """Whether the account's profile makes it a child now (stored or suspected age, pack zone)."""
     today = now.astimezone(policy.tz).date()
-    suspected = (
-        inferred_age(bool(suspected_child))
-        if state is not None and state in {s.value for s in SUSPECTED_STATES}
-        else None
+    birth, _ = effective_age(
+        birth_date, age_source, suspected_age_of(state, suspected_child), today
     )
-    birth, _ = effective_age(birth_date, age_source, suspected, today)
     if birth is None:
         return False
     counting = policy.rule("age.counting", None)

@@ -144,7 +144,7 @@ def _answer(
         d,
         subject_account_id=subject.id,
         other_account_id=None if other is None else other.id,
-        request=body.model_dump(mode="json"),
+        request=body,
     )
     return d.to_dict()
 
