@@ -9,8 +9,14 @@ the decision log (a share of the contact decisions with their request, for the r
 audit then runs as the user runs it, in its own process; its wall time and peak resident
 memory (getrusage of the child) are printed.
 
+With --modes the audit runs once per way of reading the per-minor evidence: in one pass (the
+default), in slices in the process (--slice-rows), and on Spark (--spark, one task per slice;
+the driver's peak and the largest Spark process's peak are printed apart). The bundles of the
+modes must be byte-identical; the script says which files differ if they are not.
+
     .venv/bin/python bench/bench_audit.py                      # the issue's size
     .venv/bin/python bench/bench_audit.py --accounts 100000 --decisions 1000000   # quicker
+    .venv/bin/python bench/bench_audit.py --modes one-pass,sliced,spark
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import argparse
 import io
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -250,7 +255,8 @@ def generate(url: str, key: DataKey, accounts: int, decisions: int, rng: random.
 
 
 def main() -> None:
-    """Generate the platform, run the audit in a child process, print time and memory."""
+    """Generate the platform, run the audit in a child process per mode, print time and memory
+    and whether the bundles are byte-identical."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
         "--postgres-url", default=os.environ.get("QINGLANG_TEST_POSTGRES", DEFAULT_POSTGRES_URL)
@@ -258,8 +264,19 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--decisions", type=int, default=10_000_000)
     ap.add_argument("--keep", action="store_true", help="keep the schema")
-    ap.add_argument("--out", type=Path, default=None, help="where to write the bundle")
+    ap.add_argument("--out", type=Path, default=None, help="where to write the bundles")
+    ap.add_argument(
+        "--modes",
+        default="one-pass",
+        help="comma-separated: one-pass, sliced (in process, --slice-rows), spark (--spark)",
+    )
+    ap.add_argument("--spark", default="local[2]", help="Spark master for the spark mode")
+    ap.add_argument("--slice-rows", type=int, default=250_000)
     args = ap.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        ap.error(f"--modes: unknown {', '.join(sorted(unknown))}")
     rng = random.Random(9)
     key = DataKey.generate()
     with (
@@ -275,39 +292,80 @@ def main() -> None:
         from qinglang.audit.bundle import generate_key
 
         generate_key(signing)
-        out = args.out or Path(tmp) / "bundle"
+        root = args.out or Path(tmp)
         env = {**os.environ, "QINGLANG_DATA_KEY": key.to_b64(), "COLUMNS": "120"}
-        cmd = [
-            sys.executable,
-            "-c",
-            "from qinglang.cli import main; main()",
-            "audit",
-            "run",
-            "--period",
-            "2026",
-            "--as-of",
-            "2026-11-28T00:00:00Z",
-            "--out",
-            str(out),
-            "--key",
-            str(signing),
-            "--db",
-            url,
-        ]
-        t1 = time.perf_counter()
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t1
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        console.print(done.stdout[-3000:])
-        if done.returncode != 0:
-            console.print(done.stderr[-3000:])
-            raise SystemExit(done.returncode)
-        pdf = (out / "report.pdf").stat().st_size
-        console.print(
-            f"accounts {args.accounts:,}, decisions {args.decisions:,}: audit run {wall:.1f} s "
-            f"(limit 120 s, {wall / 120:.2f} of it), peak RSS {peak_mb:.0f} MB "
-            f"(limit 2048 MB, {peak_mb / 2048:.2f} of it), report.pdf {pdf / 1024:.0f} KiB"
-        )
+        first: Path | None = None
+        for mode in modes:
+            out = root / f"bundle-{mode}"
+            extra = MODES[mode](args)
+            wall, driver_mb, spark_mb = _audit(url, signing, out, extra, env)
+            pdf = (out / "report.pdf").stat().st_size
+            same = ""
+            if first is None:
+                first = out
+            else:
+                differ = _differences(first, out)
+                same = (
+                    f", bundle identical to {first.name}" if not differ else f", DIFFERS: {differ}"
+                )
+            spark_note = f", largest Spark process {spark_mb:.0f} MB" if mode == "spark" else ""
+            console.print(
+                f"\\[{mode}] accounts {args.accounts:,}, decisions {args.decisions:,}: audit run "
+                f"{wall:.1f} s (limit 120 s, {wall / 120:.2f} of it), driver peak RSS "
+                f"{driver_mb:.0f} MB (limit 2048 MB, {driver_mb / 2048:.2f} of it){spark_note}, "
+                f"report.pdf {pdf / 1024:.0f} KiB{same}"
+            )
+
+
+MODES = {
+    "one-pass": lambda a: [],
+    "sliced": lambda a: ["--slice-rows", str(a.slice_rows)],
+    "spark": lambda a: ["--spark", a.spark, "--slice-rows", str(a.slice_rows)],
+}
+"""How each mode reads the per-minor evidence: extra `audit run` options."""
+
+MEASURE = (
+    "import resource, sys\n"
+    "from qinglang.cli import main\n"
+    "try:\n"
+    "    main()\n"
+    "finally:\n"
+    "    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "    print(f'PEAK {own} {kids}', file=sys.stderr)\n"
+)
+"""The audit in a child process that prints its own peak RSS and its largest child's (KiB)."""
+
+
+def _audit(
+    url: str, signing: Path, out: Path, extra: list[str], env: dict[str, str]
+) -> tuple[float, float, float]:
+    """Run `qinglang audit run` in a child; (wall s, its peak RSS MB, largest child's MB)."""
+    cmd = [sys.executable, "-c", MEASURE, "audit", "run", "--period", "2026"]
+    cmd += ["--as-of", "2026-11-28T00:00:00Z", "--out", str(out), "--key", str(signing)]
+    cmd += ["--db", url, *extra]
+    t1 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t1
+    console.print(done.stdout[-3000:])
+    if done.returncode != 0:
+        console.print(done.stderr[-3000:])
+        raise SystemExit(done.returncode)
+    peak = [ln for ln in done.stderr.splitlines() if ln.startswith("PEAK ")][-1].split()
+    return wall, int(peak[1]) / 1024, int(peak[2]) / 1024
+
+
+def _differences(a: Path, b: Path) -> list[str]:
+    """Files of two bundles whose bytes differ (or that only one has)."""
+    names = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
+    names |= {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    return sorted(
+        str(n)
+        for n in names
+        if not (a / n).is_file()
+        or not (b / n).is_file()
+        or (a / n).read_bytes() != (b / n).read_bytes()
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,15 @@ from qinglang.commands import (
     risk,
     stream,
 )
-from qinglang.commands.common import BadInput, err, fail, out
+from qinglang.commands.common import (
+    BadInput,
+    SparkConfOption,
+    err,
+    fail,
+    out,
+    require_pyspark,
+    spark_conf_of,
+)
 from qinglang.guard import (
     ConsentState,
     Decision,
@@ -380,10 +388,7 @@ def scan_command(
         Path | None,
         typer.Option("--out", help="with --spark: result rows (JSONL), summary JSON beside it"),
     ] = None,
-    spark_conf: Annotated[
-        list[str] | None,
-        typer.Option("--spark-conf", help="KEY=VALUE Spark setting (repeatable)"),
-    ] = None,
+    spark_conf: SparkConfOption = None,
 ) -> None:
     """Find personal information in text; one JSON line of findings per input record.
 
@@ -417,16 +422,8 @@ def scan_command(
             fail("--output is for a local scan; with --spark give --out")
         if source == "-":
             fail("--spark needs a file, not standard input")
-        conf: dict[str, str] = {}
-        for kv in spark_conf or []:
-            key, sep, value = kv.partition("=")
-            if not sep or not key.strip():
-                fail(f"--spark-conf: expected KEY=VALUE, got {kv!r}")
-            conf[key.strip()] = value.strip()
-        try:
-            import pyspark  # noqa: F401
-        except ImportError:
-            fail("--spark needs pyspark: pip install 'qinglang[spark]'")
+        conf = spark_conf_of(spark_conf)
+        require_pyspark()
         bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -153,16 +154,51 @@ def _attestations(
     }
 
 
+PerMinorReader = Callable[[Session, Platform, Policy, store_audit.Window], store_audit.PerMinor]
+"""Reads the per-minor evidence of a window (every figure, the platform's decision sample rate
+included): in one pass (`in_one_pass`), in slices here (`sliced`) or on Spark
+(``qinglang.jobs.auditspark``)."""
+
+
+def in_one_pass(
+    session: Session, platform: Platform, policy: Policy, w: store_audit.Window
+) -> store_audit.PerMinor:
+    """The per-minor evidence in one pass over every minor candidate, in this session."""
+    minors = store_audit.load_minors(session, platform.id, policy, w)
+    part = store_audit.per_minor(session, platform, policy, w, minors)
+    # On an error the transaction rolls back, and the temporary table with it.
+    store_audit.drop_minors_table(session, minors)
+    return part
+
+
+def sliced(rows: int) -> PerMinorReader:
+    """A reader of the per-minor evidence in slices of about `rows` rows, one after another in
+    this session: memory bounded by the slice, not the platform."""
+
+    def read(
+        session: Session, platform: Platform, policy: Policy, w: store_audit.Window
+    ) -> store_audit.PerMinor:
+        total = store_audit.PerMinor()
+        for piece in store_audit.plan_slices(session, platform.id, w, rows):
+            total.add(store_audit.read_slice(session, platform.id, policy, w, piece))
+        total.contacts.sample_rate = float(platform.decision_sample_rate)
+        return total
+
+    return read
+
+
 def gather(
-    session: Session, service: Service, platform: Platform, policy: Policy, run: RunInput
+    session: Session,
+    service: Service,
+    platform: Platform,
+    policy: Policy,
+    run: RunInput,
+    reader: PerMinorReader = in_one_pass,
 ) -> Evidence:
     """Read every figure the checks need, for the platform and period, as of `run.as_of`."""
     w = store_audit.window(policy, run.first, run.last, run.as_of, run.since)
-    minors = store_audit.load_minors(session, platform.id, policy, w)
-    evidence = _evidence(session, service, platform, policy, run, w, minors)
-    # On an error the transaction rolls back, and the temporary table with it.
-    store_audit.drop_minors_table(session, minors)
-    return evidence
+    part = reader(session, platform, policy, w)
+    return _evidence(session, service, platform, policy, run, w, part)
 
 
 def _evidence(
@@ -172,7 +208,7 @@ def _evidence(
     policy: Policy,
     run: RunInput,
     w: store_audit.Window,
-    minors: store_audit.Minors,
+    part: store_audit.PerMinor,
 ) -> Evidence:
     retention = run_retention(session, platform, policy, run.as_of, dry_run=True)
     sampled, plain = store_audit.encrypted_at_rest(session, platform.id)
@@ -186,13 +222,12 @@ def _evidence(
         or 0
     )
     assessment = store_audit.latest_assessment(session, platform.id, run.as_of)
-    games = store_audit.game_sessions(session, platform.id, w, minors)
     months = store_impact.valid_months(policy)
     logs = store_audit.decision_sample(session, platform.id, w, run.replay_sample)
     return Evidence(
-        processing=store_audit.processing(session, platform.id, policy, w, minors),
-        contacts=store_audit.contacts(session, platform, policy, w, minors),
-        exposure=store_audit.exposure(session, platform.id, policy, w, minors),
+        processing=part.processing,
+        contacts=part.contacts,
+        exposure=part.exposure,
         retention_overdue=retention.counts,
         retention_rules={c.category: c.rule_id for c in retention.categories},
         rights=store_audit.rights(session, platform.id, w),
@@ -210,8 +245,8 @@ def _evidence(
         if assessment is None
         else (assessment.version, assessment.created_at, assessment.keep_until),
         replay=replay(session, service, platform, logs),
-        game_sessions=games[0],
-        game_unverified=games[1],
+        game_sessions=part.games[0],
+        game_unverified=part.games[1],
         decisions=store_audit.decisions_logged(session, platform.id, w),
         attestations=_attestations(session, platform.id, run.last, months),
         attestation_months=months,
@@ -225,11 +260,13 @@ def audit(
     platform: Platform,
     run: RunInput,
     catalogue: tuple[Requirement, ...] | None = None,
+    reader: PerMinorReader = in_one_pass,
 ) -> AuditResult:
-    """Run every check for the platform and period; the result the report renders."""
+    """Run every check for the platform and period; the result the report renders (`reader`:
+    how the per-minor evidence is read, in one pass by default)."""
     policy = service.policy_for(platform)
     reqs = catalogue if catalogue is not None else load_catalogue()
-    ev = gather(session, service, platform, policy, run)
+    ev = gather(session, service, platform, policy, run, reader)
     findings, tables = evaluate(reqs, ev)
     notes = (
         "记录截至 as-of 时刻读取；相同记录和 as-of 生成逐字节相同的报告。 "

@@ -29,7 +29,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qinglang.age.infer.records import AgeRecord, RecordError, read_records
-from qinglang.commands.common import err, fail, out
+from qinglang.commands.common import SparkConfOption, err, fail, out, require_pyspark, spark_conf_of
 
 if TYPE_CHECKING:
     from qinglang.api.service import Service
@@ -285,10 +285,7 @@ def scan_command(
         str | None,
         typer.Option(help="run on Spark: master URL, e.g. local[2], spark://host:7077, yarn"),
     ] = None,
-    spark_conf: Annotated[
-        list[str] | None,
-        typer.Option("--spark-conf", help="KEY=VALUE Spark setting (repeatable)"),
-    ] = None,
+    spark_conf: SparkConfOption = None,
     model_path: Annotated[
         Path | None, typer.Option("--model", help="a model from `qinglang age train`")
     ] = None,
@@ -305,12 +302,7 @@ def scan_command(
     --apply)."""
     from qinglang.jobs.agescan import ScanInputError, scan_accounts, summary_path, summary_table
 
-    conf: dict[str, str] = {}
-    for kv in spark_conf or []:
-        key, sep, value = kv.partition("=")
-        if not sep or not key.strip():
-            fail(f"--spark-conf: expected KEY=VALUE, got {kv!r}")
-        conf[key.strip()] = value.strip()
+    conf = spark_conf_of(spark_conf)
     if conf and spark is None:
         fail("--spark-conf applies with --spark only")
     target = _apply_target(db, platform, apply, chunk)
@@ -325,10 +317,7 @@ def scan_command(
         except (ModelError, OSError) as exc:
             fail(str(exc))
     if spark is not None:
-        try:
-            import pyspark  # noqa: F401
-        except ImportError:
-            fail("--spark needs pyspark: pip install 'qinglang[spark]'")
+        require_pyspark()
     progress = _progress()
     task = progress.add_task("scoring", total=None)
 

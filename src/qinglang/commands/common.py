@@ -27,6 +27,31 @@ def fail(message: str) -> NoReturn:
     raise BadInput(message)
 
 
+SparkConfOption = Annotated[
+    list[str] | None,
+    typer.Option("--spark-conf", help="KEY=VALUE Spark setting (repeatable)"),
+]
+
+
+def spark_conf_of(values: list[str] | None) -> dict[str, str]:
+    """--spark-conf KEY=VALUE options as a dict, or a one-line failure."""
+    conf: dict[str, str] = {}
+    for kv in values or []:
+        key, sep, value = kv.partition("=")
+        if not sep or not key.strip():
+            fail(f"--spark-conf: expected KEY=VALUE, got {kv!r}")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def require_pyspark() -> None:
+    """Fail with one line if pyspark is not installed."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        fail("--spark needs pyspark: pip install 'qinglang[spark]'")
+
+
 def open_service(db: str) -> Service:
     """The service over this database (migrated), or a one-line failure."""
     from qinglang.api.service import Service, Settings

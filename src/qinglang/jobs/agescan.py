@@ -321,7 +321,9 @@ def _parquet_file(path: Path) -> Any:
 # ---------------------------------------------------------------- Spark
 
 
-def spark_session(master: str, conf: dict[str, str] | None = None) -> SparkSession:
+def spark_session(
+    master: str, conf: dict[str, str] | None = None, app: str = "qinglang-age-scan"
+) -> SparkSession:
     """A Spark session on `master` (``local[2]``, ``spark://…``, ``yarn``, ``k8s://…``)."""
     from pyspark.sql import SparkSession
 
@@ -331,8 +333,9 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> SparkSessi
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(master)
-        .appName("qinglang-age-scan")
+        .appName(app)
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
     )
     for k, v in (conf or {}).items():

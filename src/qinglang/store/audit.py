@@ -10,7 +10,9 @@ accounts that can be minors in the period are held in memory with their birth da
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -55,6 +57,8 @@ from qinglang.store.models import (
     StoredEvent,
 )
 
+KeyRange = tuple[int, int]
+"""Ids or sequence numbers [lo, hi) of one slice of a table (see `Slice`)."""
 CHUNK: Final = 5_000
 SAMPLE: Final = 200
 """Rows of evidence kept per finding (the total is always counted)."""
@@ -142,8 +146,15 @@ class Minors:
         return a is not None and a < limit
 
 
-def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -> Minors:
-    """Read every account once (chunked) and keep those under the minor age during the window."""
+def load_minors(
+    session: Session,
+    platform_id: int,
+    policy: Policy,
+    w: Window,
+    ids: Sequence[int] | None = None,
+) -> Minors:
+    """Read every account once (chunked), or only those of `ids`, and keep those under the
+    minor age during the window."""
     minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
     counting = policy.rule("age.counting", None)
     out = Minors(
@@ -152,8 +163,16 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
         platform_id=platform_id,
     )
     today = w.as_of.astimezone(policy.tz).date()
+    wanted = None if ids is None else sorted(set(ids))
     after = 0
-    while True:
+    for i in itertools.count():
+        where: tuple[Any, ...]
+        if wanted is None:
+            where = (Account.id > after,)
+        elif i * CHUNK < len(wanted):
+            where = (Account.id.in_(wanted[i * CHUNK : (i + 1) * CHUNK]),)
+        else:
+            return out
         rows = session.execute(
             select(
                 Account.id,
@@ -164,14 +183,14 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
                 AgeAssessment.suspected_child,
             )
             .outerjoin(AgeAssessment, AgeAssessment.account_id == Account.id)
-            .where(Account.platform_id == platform_id, Account.id > after)
+            .where(Account.platform_id == platform_id, *where)
             .order_by(Account.id)
             .limit(CHUNK)
         ).all()
-        if not rows:
+        if not rows and wanted is None:
             return out
         out.accounts += len(rows)
-        after = int(rows[-1][0])
+        after = int(rows[-1][0]) if rows else after
         for aid, ext, born, source, state, suspected_child in rows:
             suspected = suspected_age_of(state, suspected_child)
             if born is None and suspected is None:
@@ -187,6 +206,7 @@ def load_minors(session: Session, platform_id: int, policy: Policy, w: Window) -
             out.birth[int(aid)] = birth
             out.by_external[str(ext)] = int(aid)
             out.external[int(aid)] = str(ext)
+    return out
 
 
 def minors_table(session: Session, minors: Minors) -> Table:
@@ -302,23 +322,47 @@ class Processing:
     sample: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     """(account, purpose, category, at, consent state) of uncovered child records."""
 
+    def add(self, other: Processing) -> None:
+        """Add the figures of a later slice (its records come after this one's)."""
+        self.records += other.records
+        self.child_records += other.child_records
+        self.covered += other.covered
+        self.by_state.update(other.by_state)
+        self.children |= other.children
+        self.uncovered_children |= other.uncovered_children
+        for cat, (n, covered) in other.per_category.items():
+            mine = self.per_category.setdefault(cat, [0, 0])
+            mine[0] += n
+            mine[1] += covered
+        self.sample.extend(other.sample[: SAMPLE - len(self.sample)])
+
+
+def _processing_where(platform_id: int, w: Window, ids: KeyRange | None) -> tuple[Any, ...]:
+    """The platform's processing records in the window (and in the id range, if given)."""
+    where: tuple[Any, ...] = (
+        ProcessingRecord.platform_id == platform_id,
+        ProcessingRecord.at >= w.start,
+        ProcessingRecord.at < w.end,
+    )
+    if ids is not None:
+        where += (ProcessingRecord.id >= ids[0], ProcessingRecord.id < ids[1])
+    return where
+
 
 def processing(
-    session: Session, platform_id: int, policy: Policy, w: Window, minors: Minors
+    session: Session,
+    platform_id: int,
+    policy: Policy,
+    w: Window,
+    minors: Minors,
+    ids: KeyRange | None = None,
 ) -> Processing:
-    """Every child's processing record in the window, with the consent as it stood then."""
+    """Every child's processing record in the window (with a record id in `ids`, if given),
+    with the consent as it stood then."""
     child_below = int(policy.require("age.child_below").value)  # type: ignore[arg-type]
     out = Processing()
-    out.records = int(
-        session.scalar(
-            select(func.count(ProcessingRecord.id)).where(
-                ProcessingRecord.platform_id == platform_id,
-                ProcessingRecord.at >= w.start,
-                ProcessingRecord.at < w.end,
-            )
-        )
-        or 0
-    )
+    where = _processing_where(platform_id, w, ids)
+    out.records = int(session.scalar(select(func.count(ProcessingRecord.id)).where(*where)) or 0)
     table = minors_table(session, minors)
     rows = session.execute(
         select(
@@ -328,11 +372,7 @@ def processing(
             ProcessingRecord.at,
         )
         .join(table, table.c.id == ProcessingRecord.account_id)
-        .where(
-            ProcessingRecord.platform_id == platform_id,
-            ProcessingRecord.at >= w.start,
-            ProcessingRecord.at < w.end,
-        )
+        .where(*where)
         .order_by(ProcessingRecord.id)
         .execution_options(yield_per=CHUNK * 4)
     )
@@ -385,6 +425,18 @@ class Contacts:
     """Logged contact decisions towards minors in the window, by outcome."""
     sample_rate: float = 1.0
 
+    def add(self, other: Contacts) -> None:
+        """Add the figures of a later slice (its messages come after this one's)."""
+        self.messages_to_minors += other.messages_to_minors
+        self.blocked_attempts += other.blocked_attempts
+        self.from_strangers += other.from_strangers
+        self.delivered_against_rule += other.delivered_against_rule
+        self.senders |= other.senders
+        self.recipients |= other.recipients
+        self.by_rule.update(other.by_rule)
+        self.sample.extend(other.sample[: SAMPLE - len(self.sample)])
+        self.decisions = _add_counts(self.decisions, other.decisions)
+
 
 def _edges_before(
     session: Session, platform_id: int, recipients: Sequence[int]
@@ -408,12 +460,24 @@ def _edges_before(
         if kind == "block":
             continue
         if dst in wanted:
-            name = "follows_child" if kind == "follow" else "approved"
-            out[(int(dst), int(src))][name] = since
+            _edge(
+                out[(int(dst), int(src))],
+                "follows_child" if kind == "follow" else "approved",
+                since,
+            )
         if src in wanted:
-            name = "child_follows" if kind == "follow" else "approved"
-            out[(int(src), int(dst))][name] = since
+            _edge(
+                out[(int(src), int(dst))],
+                "child_follows" if kind == "follow" else "approved",
+                since,
+            )
     return out
+
+
+def _edge(edges: dict[str, datetime], name: str, since: datetime) -> None:
+    """Record an edge's start; an approved contact in both directions counts from the first."""
+    if name not in edges or since < edges[name]:
+        edges[name] = since
 
 
 def minor_edges(session: Session, minors: Minors) -> dict[tuple[int, int], dict[str, datetime]]:
@@ -438,10 +502,10 @@ def minor_edges(session: Session, minors: Minors) -> dict[tuple[int, int], dict[
             for src, dst, kind, since in rows:
                 if incoming:
                     name = "follows_child" if kind == "follow" else "approved"
-                    out[(int(dst), int(src))][name] = since
+                    _edge(out[(int(dst), int(src))], name, since)
                 else:
                     name = "child_follows" if kind == "follow" else "approved"
-                    out[(int(src), int(dst))][name] = since
+                    _edge(out[(int(src), int(dst))], name, since)
         minors.edges = out
     return minors.edges
 
@@ -454,6 +518,21 @@ def _known(edges: Mapping[str, datetime], at: datetime) -> bool:
     return a is not None and b is not None and a <= at and b <= at
 
 
+def _events_where(
+    platform_id: int, kind: str, w: Window, seqs: KeyRange | None = None
+) -> tuple[Any, ...]:
+    """The platform's events of `kind` in the window (and in the sequence range, if given)."""
+    where: tuple[Any, ...] = (
+        StoredEvent.platform_id == platform_id,
+        StoredEvent.kind == kind,
+        StoredEvent.at >= w.start,
+        StoredEvent.at < w.end,
+    )
+    if seqs is not None:
+        where += (StoredEvent.seq >= seqs[0], StoredEvent.seq < seqs[1])
+    return where
+
+
 def _events_about_minors(
     session: Session,
     platform_id: int,
@@ -464,23 +543,18 @@ def _events_about_minors(
     columns: Sequence[Any],
     *where: Any,
     also: Callable[[Any], bool] | None = None,
+    seqs: KeyRange | None = None,
 ) -> Iterator[list[Any]]:
-    """Events of `kind` in the window whose `column` names a minor candidate (or that `also`
-    keeps), with the acting account's id, in chunks: one streamed pass over the window (the
-    column has no index)."""
+    """Events of `kind` in the window (with a sequence number in `seqs`, if given) whose
+    `column` names a minor candidate (or that `also` keeps), with the acting account's id, in
+    chunks: one streamed pass over the window (the column has no index)."""
     stmt = (
         select(*columns, Account.id)
         .outerjoin(
             Account,
             and_(Account.platform_id == platform_id, Account.external_id == StoredEvent.actor),
         )
-        .where(
-            StoredEvent.platform_id == platform_id,
-            StoredEvent.kind == kind,
-            StoredEvent.at >= w.start,
-            StoredEvent.at < w.end,
-            *where,
-        )
+        .where(*_events_where(platform_id, kind, w, seqs), *where)
         .order_by(StoredEvent.seq)
         .execution_options(yield_per=CHUNK * 4)
     )
@@ -498,11 +572,27 @@ def contacts(
 ) -> Contacts:
     """Messages delivered to minors in the window from non-friends, judged by the pack's rule
     for the recipient's age; and the logged contact decisions towards minors."""
-    out = Contacts(sample_rate=float(platform.decision_sample_rate))
+    out = contact_messages(session, platform.id, policy, w, minors)
+    out.sample_rate = float(platform.decision_sample_rate)
+    out.decisions = contact_decisions(session, platform.id, w, minors)
+    return out
+
+
+def contact_messages(
+    session: Session,
+    platform_id: int,
+    policy: Policy,
+    w: Window,
+    minors: Minors,
+    seqs: KeyRange | None = None,
+) -> Contacts:
+    """Messages to minors in the window (with a sequence number in `seqs`, if given), those
+    delivered from non-friends judged by the pack's rule for the recipient's age."""
+    out = Contacts()
     minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
     cols = (StoredEvent.actor, StoredEvent.target, StoredEvent.at, StoredEvent.delivered)
     for rows in _events_about_minors(
-        session, platform.id, w, minors, "message", StoredEvent.target, cols
+        session, platform_id, w, minors, "message", StoredEvent.target, cols, seqs=seqs
     ):
         edges = minor_edges(session, minors)
         for actor_, target_, at, delivered, sender_id in rows:
@@ -527,22 +617,37 @@ def contacts(
             out.recipients.add(target)
             if len(out.sample) < SAMPLE:
                 out.sample.append((actor, target, iso_z(at), rule.id))
+    return out
+
+
+def _contact_decisions_where(platform_id: int, w: Window, ids: KeyRange | None) -> tuple[Any, ...]:
+    """The platform's logged contact decisions in the window (and in the id range, if given)."""
+    where: tuple[Any, ...] = (
+        DecisionLog.platform_id == platform_id,
+        DecisionLog.kind == "contact",
+        DecisionLog.at >= w.start,
+        DecisionLog.at < w.end,
+    )
+    if ids is not None:
+        where += (DecisionLog.id >= ids[0], DecisionLog.id < ids[1])
+    return where
+
+
+def contact_decisions(
+    session: Session, platform_id: int, w: Window, minors: Minors, ids: KeyRange | None = None
+) -> dict[str, int]:
+    """Logged contact decisions towards minors in the window (with an id in `ids`, if given),
+    by outcome."""
     table = minors_table(session, minors)
     decided: Counter[str] = Counter()
     for outcome, n in session.execute(
         select(DecisionLog.outcome, func.count(DecisionLog.id))
         .join(table, table.c.id == DecisionLog.other_account_id)
-        .where(
-            DecisionLog.platform_id == platform.id,
-            DecisionLog.kind == "contact",
-            DecisionLog.at >= w.start,
-            DecisionLog.at < w.end,
-        )
+        .where(*_contact_decisions_where(platform_id, w, ids))
         .group_by(DecisionLog.outcome)
     ).all():
         decided[str(outcome)] += int(n)
-    out.decisions = dict(sorted(decided.items()))
-    return out
+    return dict(sorted(decided.items()))
 
 
 # ---------------------------------------------------------------- exposure of minors' content
@@ -558,6 +663,14 @@ class Exposure:
     owners: set[str] = field(default_factory=set)
     sample: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
     """(item, owner, viewer, surface, at, reason)."""
+
+    def add(self, other: Exposure) -> None:
+        """Add the figures of a later slice (its impressions come after this one's)."""
+        self.pushed += other.pushed
+        self.beyond += other.beyond
+        self.by_reason.update(other.by_reason)
+        self.owners |= other.owners
+        self.sample.extend(other.sample[: SAMPLE - len(self.sample)])
 
 
 def _level(name: str | None) -> int:
@@ -578,10 +691,16 @@ def _flags(
 
 
 def exposure(
-    session: Session, platform_id: int, policy: Policy, w: Window, minors: Minors
+    session: Session,
+    platform_id: int,
+    policy: Policy,
+    w: Window,
+    minors: Minors,
+    seqs: KeyRange | None = None,
 ) -> Exposure:
-    """Pushed impressions of content owned by a child, or flagged as showing a minor, whose
-    viewer was beyond the audience consented (recommend consent) or flagged at the time."""
+    """Pushed impressions (with a sequence number in `seqs`, if given) of content owned by a
+    child, or flagged as showing a minor, whose viewer was beyond the audience consented
+    (recommend consent) or flagged at the time."""
     from qinglang.guard.consents import RECOMMEND
 
     child_below = int(policy.require("age.child_below").value)  # type: ignore[arg-type]
@@ -613,6 +732,7 @@ def exposure(
         cols,
         StoredEvent.surface.in_(PUSH_SURFACES),
         also=lambda row: row[0] in flagged,
+        seqs=seqs,
     ):
         lines = minor_timelines(session, minors)
         marked_items = sorted({str(r[0]) for r in rows if r[0] in flagged})
@@ -843,26 +963,169 @@ def encrypted_at_rest(session: Session, platform_id: int, limit: int = 200) -> t
     return sampled, plain
 
 
-def game_sessions(session: Session, platform_id: int, w: Window, minors: Minors) -> tuple[int, int]:
-    """Game sessions of minors started in the window: (sessions, of accounts not real-name
-    verified)."""
+def _games_where(platform_id: int, w: Window, ids: KeyRange | None) -> tuple[Any, ...]:
+    """The platform's game sessions started in the window (and in the id range, if given)."""
+    where: tuple[Any, ...] = (
+        GameSession.platform_id == platform_id,
+        GameSession.started_at >= w.start,
+        GameSession.started_at < w.end,
+    )
+    if ids is not None:
+        where += (GameSession.id >= ids[0], GameSession.id < ids[1])
+    return where
+
+
+def game_sessions(
+    session: Session, platform_id: int, w: Window, minors: Minors, ids: KeyRange | None = None
+) -> tuple[int, int]:
+    """Game sessions of minors started in the window (with an id in `ids`, if given):
+    (sessions, of accounts not real-name verified)."""
     total = unverified = 0
     table = minors_table(session, minors)
     for source, n in session.execute(
         select(Account.age_source, func.count(GameSession.id))
         .join(Account, Account.id == GameSession.account_id)
         .join(table, table.c.id == GameSession.account_id)
-        .where(
-            GameSession.platform_id == platform_id,
-            GameSession.started_at >= w.start,
-            GameSession.started_at < w.end,
-        )
+        .where(*_games_where(platform_id, w, ids))
         .group_by(Account.age_source)
     ).all():
         total += int(n)
         if source != "verified":
             unverified += int(n)
     return total, unverified
+
+
+# ---------------------------------------------------------------- the per-minor parts in slices
+
+
+@dataclass(slots=True)
+class PerMinor:
+    """The evidence that needs the minors' ages, consents and relationships. A run reads it in
+    one pass (`per_minor`), or in slices (`plan_slices`, `read_slice`) whose figures add up to
+    the same (`PerMinor.add`, in slice order), e.g. on Spark (``qinglang.jobs.auditspark``)."""
+
+    processing: Processing = field(default_factory=Processing)
+    contacts: Contacts = field(default_factory=Contacts)
+    exposure: Exposure = field(default_factory=Exposure)
+    games: tuple[int, int] = (0, 0)
+
+    def add(self, other: PerMinor) -> None:
+        """Add a later slice's figures (slices are added in the order `plan_slices` gives)."""
+        self.processing.add(other.processing)
+        self.contacts.add(other.contacts)
+        self.exposure.add(other.exposure)
+        self.games = (self.games[0] + other.games[0], self.games[1] + other.games[1])
+
+
+def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    """Two counts by key added, keys sorted."""
+    out = Counter(a)
+    out.update(b)
+    return dict(sorted(out.items()))
+
+
+def per_minor(
+    session: Session, platform: Platform, policy: Policy, w: Window, minors: Minors
+) -> PerMinor:
+    """The per-minor evidence of the window in one pass, over every minor candidate."""
+    return PerMinor(
+        processing(session, platform.id, policy, w, minors),
+        contacts(session, platform, policy, w, minors),
+        exposure(session, platform.id, policy, w, minors),
+        game_sessions(session, platform.id, w, minors),
+    )
+
+
+SLICE_PARTS: Final = ("processing", "messages", "impressions", "contact_decisions", "games")
+"""The per-minor parts, each sliced by the key of the table it reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """One part of the per-minor evidence over a key range [lo, hi) of its table: processing
+    record ids, event sequence numbers (messages, impressions), decision log ids or game
+    session ids."""
+
+    part: str
+    lo: int
+    hi: int
+
+
+def _slice_table(
+    part: str, platform_id: int, w: Window, keys: KeyRange | None = None
+) -> tuple[Any, Any, tuple[Any, ...]]:
+    """(key column, column naming the account, conditions) of a part's table."""
+    if part == "processing":
+        return (
+            ProcessingRecord.id,
+            ProcessingRecord.account_id,
+            _processing_where(platform_id, w, keys),
+        )
+    if part == "messages":
+        return StoredEvent.seq, StoredEvent.target, _events_where(platform_id, "message", w, keys)
+    if part == "impressions":
+        where = _events_where(platform_id, "impression", w, keys)
+        return StoredEvent.seq, StoredEvent.owner, (*where, StoredEvent.surface.in_(PUSH_SURFACES))
+    if part == "contact_decisions":
+        return (
+            DecisionLog.id,
+            DecisionLog.other_account_id,
+            _contact_decisions_where(platform_id, w, keys),
+        )
+    if part == "games":
+        return GameSession.id, GameSession.account_id, _games_where(platform_id, w, keys)
+    raise ValueError(f"unknown part {part!r}")
+
+
+def plan_slices(session: Session, platform_id: int, w: Window, rows: int) -> list[Slice]:
+    """Each part's key range in the window cut into slices of about `rows` rows (by key, so a
+    slice holds fewer where keys are sparse); parts with no rows give no slice."""
+    if rows < 1:
+        raise ValueError("rows per slice must be at least 1")
+    out: list[Slice] = []
+    for part in SLICE_PARTS:
+        key, _, where = _slice_table(part, platform_id, w)
+        lo, hi, n = session.execute(
+            select(func.min(key), func.max(key), func.count()).where(*where)
+        ).one()
+        if not n:
+            continue
+        k = max(1, math.ceil(int(n) / rows))
+        span = int(hi) + 1 - int(lo)
+        edges = [int(lo) + span * i // k for i in range(k)] + [int(hi) + 1]
+        out.extend(Slice(part, a, b) for a, b in itertools.pairwise(edges) if b > a)
+    return out
+
+
+def read_slice(
+    session: Session, platform_id: int, policy: Policy, w: Window, piece: Slice
+) -> PerMinor:
+    """One slice's per-minor figures: the minor candidates among the accounts the slice names
+    are read, then the slice's rows judged as in `per_minor`."""
+    _, account, where = _slice_table(piece.part, platform_id, w, (piece.lo, piece.hi))
+    named = [v for v in session.execute(select(account).where(*where).distinct()).scalars() if v]
+    ids: list[int]
+    if piece.part in ("messages", "impressions"):
+        ids = list(account_ids(session, platform_id, sorted({str(v) for v in named})).values())
+    else:
+        ids = [int(v) for v in named]
+    minors = load_minors(session, platform_id, policy, w, ids)
+    keys = (piece.lo, piece.hi)
+    out = PerMinor()
+    try:
+        if piece.part == "processing":
+            out.processing = processing(session, platform_id, policy, w, minors, keys)
+        elif piece.part == "messages":
+            out.contacts = contact_messages(session, platform_id, policy, w, minors, keys)
+        elif piece.part == "impressions":
+            out.exposure = exposure(session, platform_id, policy, w, minors, keys)
+        elif piece.part == "contact_decisions":
+            out.contacts.decisions = contact_decisions(session, platform_id, w, minors, keys)
+        else:
+            out.games = game_sessions(session, platform_id, w, minors, keys)
+    finally:
+        drop_minors_table(session, minors)
+    return out
 
 
 def latest_assessment(session: Session, platform_id: int, by: datetime) -> ImpactAssessment | None:
