@@ -568,6 +568,27 @@ def test_contacts_judge_each_message_by_the_relationship_at_the_time(ctx: Ctx) -
     assert sorted(row[0] for row in got.sample) == ["granny", "late", "nobody-known"]
 
 
+def test_an_approval_in_both_directions_counts_from_the_first(ctx: Ctx) -> None:
+    """Granny approved the kid, and later the kid approved granny: a message between the two
+    approvals is from a known contact, whichever of the two rows is read last."""
+    ctx.account("kid", date(2016, 3, 1))
+    ctx.account("granny", date(1950, 1, 1))
+    ctx.relate(("approve_contact", "granny", "kid"))
+    first = _created(ctx, "granny", "kid", "approved_contact")
+    time.sleep(0.05)
+    ctx.relate(("approve_contact", "kid", "granny"))
+    second = _created(ctx, "kid", "granny", "approved_contact")
+    between = first + (second - first) / 2
+    assert first < between < second
+    ctx.ingest(_message("m-between", "granny", "kid", between))
+    with ctx.service.tx() as s:
+        p = ctx.platform(s)
+        policy = ctx.policy(s)
+        w = ctx.window(second + timedelta(minutes=5))
+        got = contacts(s, p, policy, w, load_minors(s, p.id, policy, w))
+    assert (got.messages_to_minors, got.from_strangers) == (1, 0)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known limitation (docs/audit.md): store/audit.py _edges_before() reads the "
