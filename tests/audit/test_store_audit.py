@@ -662,6 +662,32 @@ def test_exposure_of_flagged_minor_content_beyond_its_audience(ctx: Ctx) -> None
     ]
 
 
+def test_without_recommend_consent_a_childs_content_may_reach_followers_only(ctx: Ctx) -> None:
+    """As the exposure decision allows (guard.exposure.PUSH_WITHOUT_RECOMMEND_CONSENT): with no
+    guardian consent to recommend, pushing a child's video to a follower or a friend is within
+    bounds, to anyone else it is beyond."""
+    ctx.account("kid", date(2016, 3, 1))
+    for name in ("fan", "pal", "stranger"):
+        ctx.account(name, date(1980, 1, 1))
+    ctx.relate(("follow", "fan", "kid"), ("follow", "pal", "kid"), ("follow", "kid", "pal"))
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    ctx.ingest(
+        *(
+            {"id": f"i-{viewer}", "kind": "impression", "at": at.isoformat(), "actor": viewer}
+            | {"item": "kid-vid", "owner": "kid", "surface": "recommended"}
+            for viewer in ("fan", "pal", "stranger")
+        )
+    )
+    with ctx.service.tx() as s:
+        p = ctx.platform(s)
+        policy = ctx.policy(s)
+        w = ctx.window(at + timedelta(minutes=5))
+        got = exposure(s, p.id, policy, w, load_minors(s, p.id, policy, w))
+    assert (got.pushed, got.beyond) == (3, 1)
+    assert dict(got.by_reason) == {"consent:none": 1}
+    assert [row[2] for row in got.sample] == ["stranger"]
+
+
 def test_exposure_ignores_a_flag_set_after_the_impression(ctx: Ctx) -> None:
     ctx.account("teen16", _years_ago(16))
     ctx.account("stranger", date(1980, 1, 1))

@@ -18,6 +18,9 @@ from qinglang.guard.profile import Profile
 from qinglang.policy import AUDIENCES, Policy
 
 NOBODY, OWNER, FRIENDS, FOLLOWERS, PUBLIC = range(len(AUDIENCES))
+PUSH_WITHOUT_RECOMMEND_CONSENT = FOLLOWERS
+"""How far the platform may push a child's content without the guardian's consent to recommend
+it to other users: to the people who chose to follow the child (the audit judges the same)."""
 Surface = Literal["recommend", "search", "trending", "profile"]
 Attribute = Literal["location", "face", "school"]
 SURFACES: tuple[str, ...] = get_args(Surface)
@@ -125,7 +128,7 @@ class ExposureIndex:
             return level, min(level, rec.audience)
         # Without consent to recommend it to other users, the platform pushes the content no
         # further than the people who chose to follow the child.
-        return level, min(level, FOLLOWERS)
+        return level, min(level, PUSH_WITHOUT_RECOMMEND_CONSENT)
 
     def put(self, item_id: str, flags: ItemFlags) -> None:
         """Set an item's flags."""

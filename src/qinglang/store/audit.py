@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from qinglang.age.ages import age_at
 from qinglang.age.suspicion import effective_age, suspected_age_of
-from qinglang.policy import Policy
+from qinglang.policy import AUDIENCES, Policy
 from qinglang.risk.events import EventError
 from qinglang.store import events as store_events
 from qinglang.store.models import (
@@ -65,7 +65,7 @@ SAMPLE: Final = 200
 PUSH_SURFACES: Final = ("recommended", "searched")
 """Impression surfaces where the platform chose to show the item (not the viewer's own visit)."""
 CONSENT_KINDS: Final = ("consent.granted", "consent.refused", "consent.withdrawn", "consent.stale")
-AUDIENCE_ORDER: Final = ("nobody", "owner", "friends", "followers", "public")
+AUDIENCE_ORDER: Final = AUDIENCES
 """Audience levels, narrowest first (as the guard's exposure decisions)."""
 IMPORT_SOURCE: Final = "import"
 MINOR_FLAGS: Final = ("minor_pi", "shows_minor")
@@ -122,8 +122,6 @@ class Minors:
     birth: dict[int, date] = field(default_factory=dict)
     by_external: dict[str, int] = field(default_factory=dict)
     external: dict[int, str] = field(default_factory=dict)
-    accounts: int = 0
-    """Every account of the platform read."""
     day_after: bool = False
     platform_id: int = 0
     table: Table | None = None
@@ -153,8 +151,8 @@ def load_minors(
     w: Window,
     ids: Sequence[int] | None = None,
 ) -> Minors:
-    """Read every account once (chunked), or only those of `ids`, and keep those under the
-    minor age during the window."""
+    """Read every account with a birth date or an age assessment once (chunked), or only those
+    of `ids`, and keep those under the minor age during the window."""
     minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
     counting = policy.rule("age.counting", None)
     out = Minors(
@@ -183,13 +181,17 @@ def load_minors(
                 AgeAssessment.suspected_child,
             )
             .outerjoin(AgeAssessment, AgeAssessment.account_id == Account.id)
-            .where(Account.platform_id == platform_id, *where)
+            .where(
+                Account.platform_id == platform_id,
+                *where,
+                # no birth date and no assessment: no age to judge (the rest is read)
+                (Account.birth_date.is_not(None)) | (AgeAssessment.account_id.is_not(None)),
+            )
             .order_by(Account.id)
             .limit(CHUNK)
         ).all()
         if not rows and wanted is None:
             return out
-        out.accounts += len(rows)
         after = int(rows[-1][0]) if rows else after
         for aid, ext, born, source, state, suspected_child in rows:
             suspected = suspected_age_of(state, suspected_child)
@@ -702,6 +704,7 @@ def exposure(
     child, or flagged as showing a minor, whose viewer was beyond the audience consented
     (recommend consent) or flagged at the time."""
     from qinglang.guard.consents import RECOMMEND
+    from qinglang.guard.exposure import PUSH_WITHOUT_RECOMMEND_CONSENT
 
     child_below = int(policy.require("age.child_below").value)  # type: ignore[arg-type]
     out = Exposure()
@@ -764,7 +767,11 @@ def exposure(
             reason = None
             if is_child:
                 state = state_at(lines.get(owner), RECOMMEND[0], RECOMMEND[1], at)
-                allowed = _level(state.audience) if state.valid_guardian else _level("nobody")
+                allowed = (
+                    _level(state.audience)
+                    if state.valid_guardian
+                    else PUSH_WITHOUT_RECOMMEND_CONSENT
+                )
                 if level > allowed:
                     reason = f"consent:{state.status}"
             for f in marked:
