@@ -21,11 +21,21 @@ after another. Everything runs through qinglang's own pieces, as a platform woul
   the risk consumer (`qinglang.risk.consumer.Consumer`) run after each simulated hour;
 - a simulated reviewer who acts on each new alert within the simulated hour
   (`qinglang.store.review.act`): restrict when the alert shows the shown → follow → message chain
-  or contact with three or more minors, dismiss otherwise.
+  or contact with three or more minors, dismiss otherwise;
+- at the end, the compliance audit of the simulated week as ``qinglang audit run`` makes it
+  (`qinglang.audit.run.audit`, as of the week's end): the report and the bundle signed with a key
+  generated for the demo, in a directory next to the database (`audit_dir_for`).
+
+The service runs on the simulated clock (`Service.clock`): what the API records (notices,
+guardian links, consents, follows, flags, ledger entries) is stamped with the simulated instant,
+so the audit judges the week's activity against the consents as they stood then, and the ledger
+stays in time order.
 
 Deterministic for a seed: the population and the week come from ``random.Random(seed)`` and a fixed
 simulated week (from Monday 2026-11-16, Asia/Shanghai); nothing simulated reads the wall clock.
-Only the timings (``seconds``) differ between runs.
+Only the timings (``seconds``) and the audit bundle's location differ between runs; in the bundle,
+the findings and evidence are the same, but the ledger head's hash (ledger entries carry a random
+nonce) and the demo's signing key are new each run.
 """
 
 from __future__ import annotations
@@ -453,6 +463,11 @@ class Reporter:
         """Steps of the current phase are done."""
 
 
+def audit_dir_for(db_path: Path) -> Path:
+    """The directory next to the demo's database that receives the audit bundle and key."""
+    return db_path.with_name(f"{db_path.stem}-audit")
+
+
 @dataclass(slots=True)
 class DemoResult:
     """What a run produced: the summary figures, and what a person needs to look at it."""
@@ -535,6 +550,9 @@ def run_demo(
         db_path = Path(tempfile.mkdtemp(prefix="qinglang-demo-")) / "demo.db"
     if db_path.exists():
         raise FileExistsError(f"{db_path} exists: the demo needs a fresh database")
+    audit_dir = audit_dir_for(db_path)
+    if audit_dir.exists():
+        raise FileExistsError(f"{audit_dir} exists: the demo writes a fresh audit bundle")
     db_url = f"sqlite:///{db_path}"
     seconds: dict[str, float] = {}
     began = time.perf_counter()
@@ -562,6 +580,7 @@ def run_demo(
                 ("age_inference", sim.age_inference),
                 ("guardians_consents", sim.consents),
                 ("week", sim.week),
+                ("audit", lambda: sim.audit(audit_dir)),
             ):
                 done = timed(name)
                 step()
@@ -602,6 +621,8 @@ class _Simulation:
         self.rep = rep
         self.rng = random.Random(f"run-{seed}")
         self.now = START
+        # What the API records is stamped with the simulated instant, not the wall clock.
+        service.clock = lambda: self.now
         with service.tx(write=True) as s:
             p = repo.create_platform(
                 s, PLATFORM_SLUG, "清朗短视频 (demo)", decision_sample_rate=0.05
@@ -635,6 +656,7 @@ class _Simulation:
         self.last_offender_msg: dict[str, int] = {}
         """Child → index of the offender's latest message attempt to them."""
         self.guardian_user: str | None = None
+        self.audit_figures: dict[str, Any] = {}
 
     def _engine(self, policy: Any, directory: Any) -> Any:
         """The default engine; the directory's caches expire on simulated time (deterministic)."""
@@ -672,6 +694,7 @@ class _Simulation:
                         birth_date=p.birth,
                         age_source=p.age_source,
                         created_at=BEFORE,
+                        updated_at=BEFORE,
                     )
                     for p in people[i : i + 1000]
                 )
@@ -894,6 +917,9 @@ class _Simulation:
                         rule_ids=d.rule_ids, subject_account_id=sid, other_account_id=rid,
                         request=body.model_dump(mode="json"), at=at_, always=True,
                     )  # fmt: skip
+        # The hour's follows, scans and events reach qinglang at its end (the decisions above
+        # saw the relationships as they stood before it): stamped with that instant.
+        self.now = end
         for j in range(0, len(follows), 10_000):
             self._post("/v1/relationships", {"events": follows[j : j + 10_000]})
         for j in range(0, len(to_scan), 1000):
@@ -907,7 +933,6 @@ class _Simulation:
         for j in range(0, len(events), 10_000):
             got = self._post("/v1/events", {"events": events[j : j + 10_000]})
             self.counts["events"] += got["accepted"]
-        self.now = end
         if events:
             report = self.consumer.run_once()
             self.counts["alerts"] += report.alerts
@@ -960,6 +985,8 @@ class _Simulation:
                     self.alert_at = alert.raised_at
                     self.alert_level = alert.level
                 self.counts[f"alerts_{alert.level}"] += 1
+                # The reviewer opens the evidence first, as the workspace shows it (logged).
+                store_review.record_view(s, alert, REVIEWER, "evidence", now)
                 chain = "chain_shown_follow_message" in alert.signal_names
                 if chain or len(alert.minors) >= 3 or alert.level == "restrict":
                     store_review.act(
@@ -974,6 +1001,69 @@ class _Simulation:
                         "正常互动 / ordinary contact", {}, now,
                     )  # fmt: skip
                     self.reviews["dismiss"] += 1
+
+    def audit(self, directory: Path) -> None:
+        """The compliance audit of the simulated week, as ``qinglang audit run`` makes it, as of
+        the week's end: report and evidence signed with a key generated for the demo, both in
+        `directory` (``bundle/`` and ``demo-audit-key.pem``); the run is recorded."""
+        import hashlib
+
+        from qinglang.audit import bundle as audit_bundle
+        from qinglang.audit import report as audit_report
+        from qinglang.audit import run as audit_run
+        from qinglang.audit.model import Status
+        from qinglang.store.models import Platform
+
+        self.rep.phase("compliance audit / 合规审计", 4)
+        period = f"{START.date().isoformat()}..{(START + timedelta(days=DAYS - 1)).date()}"
+        first, last = audit_run.parse_period(period)
+        directory.mkdir()
+        key = directory / "demo-audit-key.pem"
+        audit_bundle.generate_key(key)
+        out = directory / "bundle"
+        with self.service.tx() as s:
+            platform = s.get(Platform, self.platform_id)
+            assert platform is not None
+            policy = self.service.policy_for(platform)
+            as_of = audit_run.default_as_of(policy, last, self.now)
+            job = audit_run.RunInput(period, first, last, as_of)
+            result = audit_run.audit(s, self.service, platform, job)
+            self.rep.advance()
+            audit_report.write_report(result, out)
+            self.rep.advance()
+        manifest = audit_bundle.sign_bundle(out, key)
+        verified = audit_bundle.verify_bundle(out).ok
+        self.rep.advance()
+        digest = hashlib.sha256(manifest.to_json()).hexdigest()
+        with self.service.tx(write=True) as s:
+            platform = s.get(Platform, self.platform_id)
+            assert platform is not None
+            row = audit_run.record_run(
+                s,
+                platform,
+                result,
+                "demo-compliance",
+                digest,
+                manifest.key_fingerprint,
+                audit_run.location_of(out),
+            )
+            run_id = row.id
+        self.rep.advance()
+        counts = result.counts()
+        self.audit_figures = {
+            "period": period,
+            "as_of": _local(as_of),
+            "requirements": len(result.findings),
+            "passed": counts[Status.PASS],
+            "failed": counts[Status.FAIL],
+            "not_evidenced": counts[Status.NOT_EVIDENCED],
+            "failed_requirements": sorted(
+                f.requirement_id for f in result.findings if f.status is Status.FAIL
+            ),
+            "bundle": str(out.resolve()),
+            "bundle_verified": verified,
+            "run": run_id,
+        }
 
     def console_users(self) -> dict[str, tuple[str, str]]:
         """One console login per role (passwords generated now, shown once)."""
@@ -1077,6 +1167,7 @@ class _Simulation:
             "offender_dms_denied_by_age_rules": self.offender_denied_before,
             "offender_contacts": self.contact_log,
             "guardian_login_for": self.guardian_user,
+            "audit": self.audit_figures,
         }
 
 

@@ -69,10 +69,16 @@ class Settings:
 
 
 class Service:
-    """One per process: engine, session factory, data key, caches of policies and profiles."""
+    """One per process: engine, session factory, data key, caches of policies and profiles.
+
+    `clock` gives the instant that requests stamp on what they record (consents, guardian
+    links, notices, relationships, ledger entries, logged decisions) and decide at when the
+    request names no instant: the wall clock, unless a simulation (`qinglang demo`) sets its own.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.clock: Callable[[], datetime] = now_utc
         self.engine = make_engine(settings.db_url)
         upgrade(self.engine)
         self.sessions = session_factory(self.engine)
@@ -165,7 +171,7 @@ class Service:
         row version, consent version, local day and restriction: a consent change or a
         restriction is seen by the next call)."""
         policy = self.policy_for(platform)
-        now = at or datetime.now(UTC)
+        now = at or self.clock()
         today = now.astimezone(policy.tz).date()
         until = account.restricted_until
         restricted = until is not None and until > now
@@ -222,6 +228,7 @@ class Service:
         request = ids.pop("request", None)
         if isinstance(request, BaseModel):  # dumped only when the sample keeps the decision
             request = request.model_dump(mode="json")
+        ids.setdefault("at", self.clock())
         with self.tx(write=True) as s:
             repo.log_decision(
                 s,

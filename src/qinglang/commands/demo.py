@@ -2,7 +2,10 @@
 console over the result (see `qinglang.demo`).
 
 With ``--no-serve`` the command prints the summary and exits 0; its last line on standard output
-is one JSON object of the summary figures.
+is one JSON object of the summary figures (the compliance audit's under ``audit``).
+
+The audit bundle and the demo's signing key go into a directory next to the database
+(``qinglang-demo-audit/`` for the default ``qinglang-demo.db``, replaced with it).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from qinglang.commands.common import err, fail, out
-from qinglang.demo import Reporter
+from qinglang.demo import Reporter, audit_dir_for
 
 if TYPE_CHECKING:
     from qinglang.demo import DemoResult
@@ -74,11 +78,42 @@ class _RichReporter(Reporter):
 
 
 def _fresh(path: Path) -> None:
-    """Remove the default demo database and its companions (key file, journals)."""
+    """Remove the default demo database and its companions (key file, journals, audit bundle)."""
     for suffix in ("", ".key", "-wal", "-shm", "-journal"):
         p = path.with_name(path.name + suffix)
         if p.exists():
             p.unlink()
+    audit = audit_dir_for(path)
+    if audit.is_dir() and not audit.is_symlink():
+        shutil.rmtree(audit)
+
+
+def _print_audit(audit: dict[str, Any], temporary: bool) -> None:
+    """The compliance audit's counts, failed requirements and bundle."""
+
+    def say(text: str) -> None:
+        out.print(text, highlight=False, soft_wrap=True)
+
+    out.print()
+    say(
+        f"[bold]合规审计 / compliance audit[/bold] {audit['period']} "
+        f"(截至 / as of {audit['as_of']}):"
+    )
+    say(
+        f"  要求 / requirements {audit['requirements']}: 符合 / passed {audit['passed']}, "
+        f"不符合 / failed {audit['failed']}, 无证据 / not evidenced {audit['not_evidenced']}"
+    )
+    failed = audit["failed_requirements"]
+    say("  不符合的要求 / failed requirements: " + (", ".join(failed) if failed else "—"))
+    ok = (
+        "签名已核验 / signature verified" if audit["bundle_verified"] else "核验失败 / NOT verified"
+    )
+    say(f"  审计包 / bundle: {escape(audit['bundle'])} ({ok})")
+    if temporary:
+        say(
+            "  （临时目录，退出时删除；用 --db 保留）/ (temporary: removed on exit; "
+            "give --db to keep it)"
+        )
 
 
 def _print_summary(result: DemoResult) -> None:
@@ -215,6 +250,8 @@ def demo(
             fail(f"--db: {path} exists; the demo creates a fresh database (remove it first)")
         if not path.parent.exists():
             fail(f"--db: no directory {path.parent}")
+        if audit_dir_for(path).exists():
+            fail(f"--db: {audit_dir_for(path)} exists; the demo writes its audit bundle there")
     keep = temp is None
     progress = Progress(
         TextColumn("{task.description}"),
@@ -230,6 +267,7 @@ def demo(
             )
         url = f"http://127.0.0.1:{port}"
         _print_summary(result)
+        _print_audit(result.summary["audit"], temp is not None)
         if keep:
             _print_logins(result, url)
             out.print(f"数据库 / database: {result.db_url}", highlight=False, soft_wrap=True)

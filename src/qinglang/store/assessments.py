@@ -147,8 +147,9 @@ def _apply(
         session.add(ev)
         out.append(ev)
     if transitions:
-        # A new row version (wall clock, strictly later): cached profiles keyed by it go stale.
-        account.updated_at = max(utcnow(), account.updated_at + timedelta(microseconds=1))
+        # A new row version (at the change, strictly later): cached profiles keyed by it go stale.
+        at = transitions[-1].at
+        account.updated_at = max(at, account.updated_at + timedelta(microseconds=1))
     session.flush()
     return out
 
@@ -182,7 +183,7 @@ def record_score(
     elif child and not row.suspected_child:
         # Already suspected, now as a child: the profile gets younger, so bump the account.
         row.suspected_child = True
-        account.updated_at = max(utcnow(), account.updated_at + timedelta(microseconds=1))
+        account.updated_at = max(at, account.updated_at + timedelta(microseconds=1))
     row.updated_at = at
     events = _apply(session, account, row, new, ts, {"band": estimate.band})
     return row, events

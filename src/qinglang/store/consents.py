@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.orm import Session
 
 from qinglang.consent.notices import (
@@ -34,6 +34,7 @@ from qinglang.store.models import (
     GuardianLink,
     Notice,
     Platform,
+    UTCDateTime,
     utcnow,
 )
 
@@ -72,14 +73,22 @@ def current_notice(
     ).scalar_one_or_none()
 
 
-def bump_consent_versions(session: Session, account_ids: Iterable[int]) -> None:
-    """Invalidate the consent snapshots of these accounts (same transaction as the change)."""
+def bump_consent_versions(
+    session: Session, account_ids: Iterable[int], at: datetime | None = None
+) -> None:
+    """Invalidate the consent snapshots of these accounts (same transaction as the change,
+    which happened at `at`, default now)."""
+    when = literal(at or utcnow(), UTCDateTime())
     ids = sorted(set(account_ids))
     for i in range(0, len(ids), 500):
         session.execute(
             update(Account)
             .where(Account.id.in_(ids[i : i + 500]))
-            .values(consent_version=Account.consent_version + 1, updated_at=utcnow())
+            .values(
+                consent_version=Account.consent_version + 1,
+                # never earlier than the row's last version
+                updated_at=case((Account.updated_at > when, Account.updated_at), else_=when),
+            )
             .execution_options(synchronize_session=False)
         )
 
@@ -175,7 +184,7 @@ def _mark_stale(
             },
             at=at,
         )
-    bump_consent_versions(session, by_account)
+    bump_consent_versions(session, by_account, at)
     session.flush()
     return sum(len(v) for v in by_account.values()), set(by_account)
 
@@ -326,7 +335,7 @@ def record_consent(
         request_key=request_key,
         at=at,
     )
-    bump_consent_versions(session, [account.id])
+    bump_consent_versions(session, [account.id], at)
     session.flush()
     return row, entry.seq
 

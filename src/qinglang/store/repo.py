@@ -329,10 +329,12 @@ def set_relationship(
     dst: int,
     kind: RelationKind,
     present: bool = True,
+    at: datetime | None = None,
 ) -> bool:
     """Add (present=True) or remove the src→dst edge of ``kind``; return whether it changed.
 
-    Both accounts must belong to ``platform_id`` (a composite foreign key enforces it).
+    Both accounts must belong to ``platform_id`` (a composite foreign key enforces it). A new
+    edge is recorded as made at `at` (default now).
     """
     _check(kind, RELATION_KINDS, "kind")
     if src == dst:
@@ -352,7 +354,11 @@ def set_relationship(
         if existing is not None:
             return False
         edge = Relationship(
-            platform_id=platform_id, src_account_id=src, dst_account_id=dst, kind=kind
+            platform_id=platform_id,
+            src_account_id=src,
+            dst_account_id=dst,
+            kind=kind,
+            created_at=at or utcnow(),
         )
         return _insert_or_get(session, edge, current) is edge
     if existing is None:
@@ -474,8 +480,10 @@ def set_content_flag(
     audience: Audience | None = None,
     min_age: int | None = None,
     present: bool = True,
+    at: datetime | None = None,
 ) -> ContentFlag | None:
-    """Set (or with present=False remove) the item's flag of ``kind``; return it if present."""
+    """Set (or with present=False remove) the item's flag of ``kind``; return it if present
+    (a new flag is recorded as made at `at`, default now)."""
     _check(kind, FLAG_KINDS, "kind")
     _check(audience, AUDIENCES, "audience")
     if min_age is not None and not 0 <= min_age <= 100:
@@ -494,7 +502,9 @@ def set_content_flag(
         return None
     if flag is None:
         flag = _insert_or_get(
-            session, ContentFlag(item_id=item_id, kind=kind, source=source), current
+            session,
+            ContentFlag(item_id=item_id, kind=kind, source=source, created_at=at or utcnow()),
+            current,
         )
     flag.audience = audience
     flag.min_age = min_age
@@ -620,8 +630,11 @@ def link_guardian(
     return link
 
 
-def unlink_guardian(session: Session, guardian_id: int, account_id: int) -> bool:
-    """Revoke an active guardian link (kept for the record); return whether one was revoked."""
+def unlink_guardian(
+    session: Session, guardian_id: int, account_id: int, at: datetime | None = None
+) -> bool:
+    """Revoke an active guardian link (kept for the record, revoked at `at`, default now);
+    return whether one was revoked."""
     link = session.scalars(
         select(GuardianLink).where(
             GuardianLink.guardian_id == guardian_id,
@@ -631,7 +644,7 @@ def unlink_guardian(session: Session, guardian_id: int, account_id: int) -> bool
     ).one_or_none()
     if link is None:
         return False
-    link.revoked_at = utcnow()
+    link.revoked_at = at or utcnow()
     session.flush()
     return True
 

@@ -338,8 +338,8 @@ def refresh_account(session: Session, platform_id: int, account: str, now: datet
     ).one_or_none()
     if row is not None and row.restricted_until != end:
         row.restricted_until = end
-        # A new row version (wall clock, strictly later): cached profiles keyed by it go stale.
-        row.updated_at = max(utcnow(), row.updated_at + timedelta(microseconds=1))
+        # A new row version (at the change, strictly later): cached profiles keyed by it go stale.
+        row.updated_at = max(now, row.updated_at + timedelta(microseconds=1))
         session.flush()
 
 

@@ -22,7 +22,7 @@ from qinglang.age.infer import RecordError, parse_record, score_record
 from qinglang.age.suspicion import SUSPECTED_STATES, State, TransitionError
 from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
 from qinglang.api.problems import Problem, error_responses, field_problem, identity_number_problem
-from qinglang.api.service import Day, Service, now_utc, require_account
+from qinglang.api.service import Day, Service, require_account
 from qinglang.store import assessments, id_number_digest
 from qinglang.store.models import Account, AgeAssessment, AgeAssessmentEvent, Platform
 
@@ -247,7 +247,7 @@ async def verify_account(
             method=body.method,
             actor=body.verified_by,
             reference=body.reference,
-            at=now_utc(),
+            at=service.clock(),
         )
         return _state_out(service, platform, acc, row, events)
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from qinglang.api.deps import ApiKeyDep, PlatformDep, ServiceDep, storable_text
 from qinglang.api.problems import error_responses, field_problem
-from qinglang.api.service import now_utc, require_account
+from qinglang.api.service import require_account
 from qinglang.consent.notices import NoticeError
 from qinglang.consent.verify import VerificationError, verify_guardian
 from qinglang.store import consents as store
@@ -91,7 +91,14 @@ def publish_notice(body: NoticeIn, platform: PlatformDep, service: ServiceDep) -
     with service.tx(write=True) as s:
         try:
             published = store.publish_notice(
-                s, platform, policy, body.language, body.audience, body.body, body.published_by
+                s,
+                platform,
+                policy,
+                body.language,
+                body.audience,
+                body.body,
+                body.published_by,
+                service.clock(),
             )
         except NoticeError as exc:
             raise field_problem(422, exc.field, str(exc), "Notice cannot be published") from None
@@ -184,7 +191,7 @@ def put_guardian(
 def link_child(guardian: str, body: LinkIn, platform: PlatformDep, service: ServiceDep) -> LinkOut:
     """Verify the guardian and link them to the child; 422 names the claim that failed."""
     policy = service.policy_for(platform)
-    at = now_utc()
+    at = service.clock()
     try:
         result = verify_guardian(body.method, body.claims, at, policy)
     except VerificationError as exc:
@@ -224,7 +231,7 @@ class LinkCodeOut(BaseModel):
 )
 def issue_link_code(account: str, platform: PlatformDep, service: ServiceDep) -> LinkCodeOut:
     """Issue a one-time guardian link code for this account (show it in the child's app)."""
-    at = now_utc()
+    at = service.clock()
     with service.tx(write=True) as s:
         child = require_account(s, platform, account, "account")
         code, expires = linkcodes.issue(s, service.keys, child, at)
@@ -241,10 +248,11 @@ def unlink_child(guardian: str, account: str, platform: PlatformDep, service: Se
     with service.tx(write=True) as s:
         g = _guardian(s, platform, guardian)
         child = require_account(s, platform, account, "account")
-        if not repo.unlink_guardian(s, g.id, child.id):
+        at = service.clock()
+        if not repo.unlink_guardian(s, g.id, child.id, at):
             raise field_problem(404, "account", "no active link to this account")
         ledger.append(
-            s, platform.id, "guardian.unlinked", child.external_id, {"guardian": guardian}
+            s, platform.id, "guardian.unlinked", child.external_id, {"guardian": guardian}, at=at
         )
 
 
@@ -373,6 +381,7 @@ async def post_consent(
                 notice=notice,
                 audience=body.audience,
                 request_key=idempotency_key,
+                at=service.clock(),
             )
         except store.ConsentConflict as exc:
             raise field_problem(exc.status, exc.field, str(exc)) from None

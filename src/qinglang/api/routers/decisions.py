@@ -20,7 +20,6 @@ from qinglang.api.service import (
     Instant,
     Service,
     item_flags,
-    now_utc,
     problem_for,
     relation,
     require_account,
@@ -342,7 +341,7 @@ def decide_spending(
 async def playtime(body: PlaytimeIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """May the account use a game or general app now; includes minutes left and the next window."""
     if body.at is None:
-        body = body.model_copy(update={"at": now_utc()})
+        body = body.model_copy(update={"at": service.clock()})
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         return _answer(
@@ -356,7 +355,7 @@ def decide_playtime(
     s: Session, service: Service, platform: Platform, body: PlaytimeIn, at: datetime | None = None
 ) -> Decided:
     """The playtime decision for a request (at the request's `at`, else `at`, else now)."""
-    when: datetime = body.at or at or now_utc()
+    when: datetime = body.at or at or service.clock()
     account = require_account(s, platform, body.account, "account")
     try:
         d = playtime_decision(

@@ -115,6 +115,7 @@ def relationship_events(
         if errors:
             raise _rejected(errors, "events")
         changed = 0
+        at = service.clock()
         for e in body.events:
             kind, present = _EDGE[e.type]
             changed += repo.set_relationship(
@@ -124,6 +125,7 @@ def relationship_events(
                 accounts[e.dst].id,
                 kind,
                 present,
+                at,
             )
     return {"accepted": len(body.events), "changed": changed}
 
@@ -151,6 +153,7 @@ def content_flags(
                 )
         if errors:
             raise _rejected(errors, "flags")
+        at = service.clock()
         for f in body.flags:
             item = repo.upsert_content_item(s, platform.id, f.item, owners[f.owner].id)
             repo.set_content_flag(
@@ -161,5 +164,6 @@ def content_flags(
                 audience=f.audience,
                 min_age=f.min_age,
                 present=f.present,
+                at=at,
             )
     return {"accepted": len(body.flags)}

@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from qinglang.age import InvalidIdentityNumber, validate
 from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
 from qinglang.api.problems import Problem, error_responses, field_problem, identity_number_problem
-from qinglang.api.service import Instant, Service, now_utc, problem_for, require_account
+from qinglang.api.service import Instant, Service, problem_for, require_account
 from qinglang.guard import playtime_decision
 from qinglang.guard.calendar import CalendarRangeError, day_kind
 from qinglang.realname.client import InvalidInput, NppaClient, ProtocolViolation, service_client
@@ -319,7 +319,7 @@ def _apply_result(
     if row is None or row.ai != ai:
         raise Problem(409, "Check superseded", "a newer check for this account was submitted")
     status = STATUS_NAMES[result.status]
-    at = now_utc()
+    at = service.clock()
     out: dict[str, Any] = {"account": acc.external_id, "status": status, "provider": row.provider}
     if status == "ok":
         if row.birth_date is None:
@@ -364,7 +364,7 @@ async def check(body: CheckIn, key: ApiKeyDep, service: ServiceDep) -> dict[str,
             s,
             acc,
             body.provider,
-            now_utc(),
+            service.clock(),
             birth_date=rid.birth_date,
             sex=rid.sex,
             id_number_hash=digest,
@@ -436,7 +436,7 @@ def _day_start(service: Service, platform: Platform, at: datetime) -> datetime:
 @router.post("/v1/game/sessions", responses=error_responses(400, 404, 409, 422))
 async def start_session(body: SessionIn, key: ApiKeyDep, service: ServiceDep) -> dict[str, Any]:
     """Start a game session if the playtime decision allows it; queue its login report."""
-    at: datetime = body.at or now_utc()
+    at: datetime = body.at or service.clock()
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         acc = require_account(s, platform, body.account, "account")
@@ -484,7 +484,7 @@ async def end_session(
     session_id: str, body: EndIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
     """End a game session and queue its logout report (idempotent)."""
-    at: datetime = body.at or now_utc()
+    at: datetime = body.at or service.clock()
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         gs = store.session_by_si(s, platform.id, session_id)

@@ -11,6 +11,7 @@ See docs/review.md.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from qinglang.api.deps import ApiKeyDep, ServiceDep, storable_text
 from qinglang.api.problems import Problem, error_responses, field_problem
-from qinglang.api.service import Instant, RowId, now_utc
+from qinglang.api.service import Instant, RowId
 from qinglang.review.actions import ACTION_KINDS, ActionError
 from qinglang.store import review as store_review
 from qinglang.store.models import Alert, Platform, Restriction
@@ -116,7 +117,7 @@ async def list_alerts(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     """The alert queue, earliest due first (no evidence: open an alert to read it)."""
-    now = now_utc()
+    now = service.clock()
     flt = store_review.QueueFilter(status or (), priority or (), overdue, assignee, sender)
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
@@ -136,7 +137,7 @@ async def show_alert(
     """One alert with its evidence, actions, restrictions, documents and notifications.
 
     Reading the evidence (minors' data) is logged in the ledger as staff.read, per minor."""
-    now = now_utc()
+    now = service.clock()
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         alert = _alert(s, platform, alert_id)
@@ -151,7 +152,7 @@ async def assign_alert(
     alert_id: str, body: AssignIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Assign the alert (an open alert becomes in_review); audited as review.assign."""
-    now = now_utc()
+    now = service.clock()
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         alert = _alert(s, platform, alert_id, lock=True)
@@ -168,7 +169,7 @@ async def act_on_alert(
     alert_id: str, body: ActionIn, key: ApiKeyDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Take an action on the alert; audited as review.<kind>. See docs/review.md."""
-    now = now_utc()
+    now = service.clock()
     params: dict[str, Any] = {
         "until": body.until,
         "items": body.items,
@@ -190,10 +191,9 @@ async def act_on_alert(
 
 
 def _hold_work(
-    alert_id: str, body: HoldIn, change: Callable[..., dict[str, Any]]
+    alert_id: str, body: HoldIn, change: Callable[..., dict[str, Any]], now: datetime
 ) -> Callable[[Session, Platform], dict[str, Any]]:
-    """The transaction that sets or releases an alert's hold (409 when not allowed)."""
-    now = now_utc()
+    """The transaction that sets or releases an alert's hold at `now` (409 when not allowed)."""
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         alert = _alert(s, platform, alert_id, lock=True)
@@ -211,7 +211,9 @@ async def hold_alert(
 ) -> dict[str, Any]:
     """Put the alert's evidence under legal hold (audited as review.hold): retention and
     account erasure keep it until released. 409 if already held."""
-    return await service.run_write(key, _hold_work(alert_id, body, store_review.set_hold))
+    return await service.run_write(
+        key, _hold_work(alert_id, body, store_review.set_hold, service.clock())
+    )
 
 
 @router.post("/alerts/{alert_id}/hold/release", responses=error_responses(400, 404, 409, 422))
@@ -220,7 +222,9 @@ async def release_alert_hold(
 ) -> dict[str, Any]:
     """Release the alert's legal hold (audited as review.release); the next retention run
     purges what is past its period and held for no other reason. 409 if not held."""
-    return await service.run_write(key, _hold_work(alert_id, body, store_review.release_hold))
+    return await service.run_write(
+        key, _hold_work(alert_id, body, store_review.release_hold, service.clock())
+    )
 
 
 @router.get(
@@ -242,7 +246,7 @@ async def download_document(
     reviewer: Annotated[str, Query(min_length=1, max_length=128, description="who reads")],
 ) -> Response:
     """Download a generated document (Markdown); the read is logged as staff.read."""
-    now = now_utc()
+    now = service.clock()
 
     def work(s: Session, platform: Platform) -> tuple[str, str, str]:
         alert = _alert(s, platform, alert_id)
@@ -273,7 +277,7 @@ async def list_restrictions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Restrictions (active ones by default), of one account if given."""
-    now = now_utc()
+    now = service.clock()
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         if active:
@@ -292,7 +296,7 @@ async def lift_restriction(
 ) -> dict[str, Any]:
     """Lift a restriction with a reason (audited as review.lift); contact decisions see it at
     once."""
-    now = now_utc()
+    now = service.clock()
 
     def work(s: Session, platform: Platform) -> dict[str, Any]:
         r = s.get(Restriction, restriction_id)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from qinglang.api.deps import PlatformDep, ServiceDep, storable_text
 from qinglang.api.problems import Problem, error_responses, field_problem
-from qinglang.api.service import Instant, RowId, now_utc, require_account
+from qinglang.api.service import Instant, RowId, require_account
 from qinglang.consent.rights import RightsError, is_overdue
 from qinglang.store import ledger, repo
 from qinglang.store import rights as store
@@ -201,7 +201,7 @@ def create_request(
         raise field_problem(422, "guardian", "a guardian request names the guardian")
     if body.requester == "self" and body.guardian is not None:
         raise field_problem(422, "guardian", "a request by the person themself names no guardian")
-    at = now_utc()
+    at = service.clock()
     with service.tx(write=True) as s:
         account = require_account(s, platform, body.account, "account")
         guardian = _guardian(s, platform, body.guardian)
@@ -237,7 +237,7 @@ def list_requests(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RightsRequestList:
     """The platform's requests by due date, filtered by status, account or overdue."""
-    when = at or now_utc()
+    when = at or service.clock()
     with service.tx() as s:
         account_id = None
         if account is not None:
@@ -258,7 +258,7 @@ def list_requests(
 def get_request(request_id: RowId, platform: PlatformDep, service: ServiceDep) -> RightsRequestOut:
     """One request with its particulars, answer and status history."""
     with service.tx() as s:
-        return _out(s, _request(s, platform, request_id), now_utc())
+        return _out(s, _request(s, platform, request_id), service.clock())
 
 
 @router.post(
@@ -272,7 +272,7 @@ def transition(
     409 for a move the statuses do not allow, 422 for a refusal without a written reason.
     Completing an access request answers with the export; qinglang keeps no copy of it.
     """
-    at = now_utc()
+    at = service.clock()
     with service.tx(write=True) as s:
         r = _request(s, platform, request_id)
         try:
@@ -316,7 +316,7 @@ def export_account(
     403 when the guardian has no active link to the account, or when the person asking for
     themself is under the age to do so. The disclosure is recorded in the ledger.
     """
-    at = now_utc()
+    at = service.clock()
     with service.tx(write=True) as s:
         acc = require_account(s, platform, account, "account")
         g = _guardian(s, platform, guardian)
