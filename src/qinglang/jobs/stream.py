@@ -61,6 +61,17 @@ The risk engine
     worker's partitions; alerts raised during the replay are dropped, as in the Consumer's replay
     (they were written when first raised).
 
+    Reviewers' dismissals reach the worker's engine as they reach the Consumer's, through the
+    ``review_actions`` table and the Consumer's own code
+    (:class:`qinglang.risk.consumer.Dismissals`, :func:`qinglang.risk.consumer.replay`), kept
+    to the senders of the worker's partitions: before judging each batch the worker reads the
+    ``dismiss`` actions recorded since its cursor (the last action id it applied; recent ones
+    are re-read, each applied once) and acknowledges their senders, so a dismissed sender's
+    alerts re-arm only above the dismissed score; the rebuild replays the dismissals within the
+    horizon in time order with the events, then continues from the latest action id. A worker
+    restarted after a dismissal therefore judges the sender's further activity as it would have
+    without the restart.
+
     **With --risk the platform's DB-lease consumer must be off**, or every event is judged
     twice (two engines, and alerts from both). Today it is switched off per process, not per
     platform: the API runs its background consumer in its lifespan
@@ -70,9 +81,9 @@ The risk engine
     switch covers all platforms, a deployment mixing --risk platforms with lease-consumer
     platforms needs the consumer run elsewhere for the latter.
 
-    Limits of the --risk mode: the replay does not apply reviewers' dismissals (the Consumer
-    does); it reads every stored event of the platform within the horizon and keeps the
-    worker's partitions in Python (crc32 is not filtered in SQL).
+    Limits of the --risk mode: the replay reads every stored event of the platform within the
+    horizon and keeps the worker's partitions in Python (crc32 is not filtered in SQL); likewise
+    every worker reads all of the platform's dismissals and keeps those of its own senders.
 """
 
 from __future__ import annotations
@@ -93,8 +104,7 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
     from qinglang.api.service import Service
-    from qinglang.risk.consumer import RiskEngineLike, StoreDirectory
-    from qinglang.risk.events import Event
+    from qinglang.risk.consumer import Dismissals, RiskEngineLike, StoreDirectory
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +354,7 @@ class _Risk:
     engine: RiskEngineLike
     directory: StoreDirectory
     policy: Any
+    dismissals: Dismissals
 
 
 class StreamWorker:
@@ -382,6 +393,7 @@ class StreamWorker:
         self.db_url = db_url
         self.slug = slug
         self.partitions = sorted(set(partitions))
+        self._owned = frozenset(self.partitions)
         self.partition_count = partition_count
         self.nats_url = nats_url
         self.stream = stream
@@ -429,13 +441,25 @@ class StreamWorker:
         with self._service.tx(write=True) as s:
             return store_events.store_batch(s, self._platform_id, checked)
 
+    def _owns(self, sender: str) -> bool:
+        """Whether the sender's events come to this worker (its partition is one of ours)."""
+        return partition_of(sender, self.partition_count) in self._owned
+
     def _rebuild(self) -> _Risk:
         """A fresh engine for the owned partitions, its state replayed from the stored events
-        within its horizon (alerts dropped: they were written when first raised)."""
+        within its horizon with the dismissals of the owned senders in time order, as in the
+        Consumer's rebuild (alerts dropped: they were written when first raised)."""
         from sqlalchemy import func, select
 
-        from qinglang.risk.consumer import StoreDirectory, default_engine_factory, replay_horizon
+        from qinglang.risk.consumer import (
+            Dismissals,
+            StoreDirectory,
+            default_engine_factory,
+            replay,
+            replay_horizon,
+        )
         from qinglang.store import events as store_events
+        from qinglang.store import review as store_review
         from qinglang.store.models import Platform, StoredEvent
 
         service, platform_id = self._service, self._platform_id
@@ -446,33 +470,31 @@ class StreamWorker:
             policy = service.policy_for(platform)
         directory = StoreDirectory(service.sessions, platform_id, policy)
         engine = default_engine_factory(policy, directory)
-        owned = set(self.partitions)
-        replayed = 0
+        dismissals = Dismissals()
         with service.tx() as s:
+            dismissals.cursor = store_review.last_action_id(s, platform_id)
             upto = store_events.head_seq(s, platform_id)
             latest: datetime | None = s.scalar(
                 select(func.max(StoredEvent.at)).where(StoredEvent.platform_id == platform_id)
             )
-            if upto and latest is not None:
-                since = latest - replay_horizon(engine, policy)
-                buffer: list[Event] = []
-                for event in store_events.events_for_replay(s, platform_id, upto, since):
-                    if partition_of(event.actor, self.partition_count) not in owned:
-                        continue
-                    buffer.append(event)
-                    if len(buffer) >= 2000:
-                        directory.prefetch(buffer)
-                        engine.process_many(buffer)
-                        replayed += len(buffer)
-                        buffer = []
-                if buffer:
-                    directory.prefetch(buffer)
-                    engine.process_many(buffer)
-                    replayed += len(buffer)
+        replayed = 0
+        if upto and latest is not None:
+            since = latest - replay_horizon(engine, policy)
+            replayed = replay(
+                service.sessions,
+                platform_id,
+                engine,
+                directory,
+                dismissals,
+                upto,
+                since,
+                datetime.now(tz=UTC),
+                owns=self._owns,
+            )
         self.stats.replayed += replayed
         if self.on_replay is not None:
             self.on_replay(replayed)
-        return _Risk(engine, directory, policy)
+        return _Risk(engine, directory, policy, dismissals)
 
     def _start_risk(self) -> None:
         with self._risk_lock:
@@ -496,6 +518,10 @@ class StreamWorker:
                 if self._risk is None:
                     self._risk = self._rebuild()
                 risk = self._risk
+                # Reviewers' dismissals of our senders since the cursor, before judging.
+                risk.dismissals.apply_new(
+                    service.sessions, platform_id, risk.engine, datetime.now(tz=UTC), self._owns
+                )
                 with service.tx(write=True) as s:
                     result = store_events.store_batch(s, platform_id, checked)
                     skip = {r.index for r in result.rejected} | set(result.duplicates)

@@ -17,7 +17,9 @@ A reviewer's dismissal reaches the engine through the ``review_actions`` table: 
 the consumer reads the ``dismiss`` actions recorded since its cursor (the last action id it
 applied) and calls ``engine.acknowledge(sender)``, so the sender's alerts re-arm only above
 the acknowledged score. A rebuild replays the dismissals in its window in time order with the
-events, then continues from the latest action id.
+events, then continues from the latest action id. Both (:class:`Dismissals` and :func:`replay`)
+are shared with the stream workers of ``qinglang stream work --risk``, which keep them to the
+senders of their own partitions.
 
 The engine looks accounts up through :class:`StoreDirectory`: ages and minority from the
 protection profile's age rules, restrictions from the account row, links from relationships
@@ -310,6 +312,107 @@ class StoreDirectory:
             )
 
 
+# ---------------------------------------------------------------- reviewers' dismissals
+
+
+@dataclass(slots=True)
+class Dismissals:
+    """The reviewers' dismissals an engine was given: a cursor and the recent ones applied."""
+
+    #: Id of the last review action whose dismissal was applied to the engine.
+    cursor: int = 0
+    #: Recent dismissals applied (action id → time), so a re-read applies each once.
+    applied: dict[int, datetime] = field(default_factory=dict)
+
+    def apply_new(
+        self,
+        sessions: sessionmaker[Session],
+        platform_id: int,
+        engine: RiskEngineLike,
+        now: datetime,
+        owns: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Acknowledge in the engine the senders of the dismissals since the cursor, each once.
+
+        `owns`, if given, keeps the senders to acknowledge (the others only move the cursor);
+        returns how many were acknowledged."""
+        since = now - DISMISSAL_GRACE
+        with transaction(sessions) as s:
+            found = store_review.dismissals_after(s, platform_id, self.cursor, since=since)
+        done = 0
+        for action_id, sender, at in found:
+            if action_id in self.applied:
+                continue
+            if owns is None or owns(sender):
+                engine.acknowledge(sender)
+                done += 1
+            self.applied[action_id] = at
+            self.cursor = max(self.cursor, action_id)
+        self.applied = {i: at for i, at in self.applied.items() if at >= since}
+        return done
+
+
+def replay(
+    sessions: sessionmaker[Session],
+    platform_id: int,
+    engine: RiskEngineLike,
+    directory: StoreDirectory,
+    dismissals: Dismissals,
+    upto: int,
+    since: datetime,
+    now: datetime,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    owns: Callable[[str], bool] | None = None,
+) -> int:
+    """Rebuild a fresh engine's state from the stored events and dismissals of a window.
+
+    Feeds the engine the events up to seq `upto` at or after `since` and acknowledges the
+    dismissals up to the cursor where they fell between them in time; `owns`, if given, keeps
+    the senders (events and dismissals) to replay. Alerts raised during the replay are dropped
+    (they were written when first raised); the cursor's `applied` is reset to the dismissals
+    read, so none is applied twice afterwards. Returns the number of events replayed."""
+    replayed = 0
+    buffer: list[Event] = []
+
+    def flush() -> None:
+        nonlocal buffer, replayed
+        if buffer:
+            directory.prefetch(buffer)
+            engine.process_many(buffer)  # alerts were written when first raised
+            replayed += len(buffer)
+            buffer = []
+
+    with transaction(sessions) as s:
+        # Dismissals in the window, applied where they fell between the replayed events.
+        earlier = store_review.dismissals_after(
+            s,
+            platform_id,
+            0,
+            dismissals.cursor,
+            not_before=min(since, now - DISMISSAL_GRACE),
+        )
+        dismissals.applied = {i: at for i, _, at in earlier}
+        dismissed = sorted(
+            (at, sender)
+            for _, sender, at in earlier
+            if at >= since and (owns is None or owns(sender))
+        )
+        for event in store_events.events_for_replay(s, platform_id, upto, since):
+            if owns is not None and not owns(event.actor):
+                continue
+            while dismissed and dismissed[0][0] < event.at:
+                flush()
+                engine.acknowledge(dismissed.pop(0)[1])
+            buffer.append(event)
+            if len(buffer) >= batch_size:
+                flush()
+        flush()
+    for _, sender in dismissed:
+        engine.acknowledge(sender)
+    return replayed
+
+
 # ---------------------------------------------------------------- the consumer
 
 
@@ -323,10 +426,7 @@ class _PlatformState:
     engine: RiskEngineLike
     directory: StoreDirectory
     position: int
-    #: Id of the last review action whose dismissal was applied to the engine.
-    review_cursor: int = 0
-    #: Recent dismissals applied (action id → time), so a re-read applies each once.
-    applied: dict[int, datetime] = field(default_factory=dict)
+    dismissals: Dismissals = field(default_factory=Dismissals)
 
 
 @dataclass(slots=True)
@@ -463,16 +563,7 @@ class Consumer:
 
     def _apply_dismissals(self, platform_id: int, local: _PlatformState) -> None:
         """Acknowledge, in the engine, the senders of alerts dismissed since the cursor."""
-        since = self.clock() - DISMISSAL_GRACE
-        with transaction(self.sessions) as s:
-            found = store_review.dismissals_after(s, platform_id, local.review_cursor, since=since)
-        for action_id, sender, at in found:
-            if action_id in local.applied:
-                continue
-            local.engine.acknowledge(sender)
-            local.applied[action_id] = at
-            local.review_cursor = max(local.review_cursor, action_id)
-        local.applied = {i: at for i, at in local.applied.items() if at >= since}
+        local.dismissals.apply_new(self.sessions, platform_id, local.engine, self.clock())
 
     def _feed(
         self,
@@ -516,41 +607,21 @@ class Consumer:
         local = _PlatformState(policy, engine, directory, state.checkpoint)
         self._states[platform_id] = local
         with transaction(self.sessions) as s:
-            local.review_cursor = store_review.last_action_id(s, platform_id)
+            local.dismissals.cursor = store_review.last_action_id(s, platform_id)
         if state.checkpoint == 0 or state.watermark_at is None:
             return local
         since = state.watermark_at - replay_horizon(engine, policy)
-        buffer: list[Event] = []
-
-        def flush() -> None:
-            nonlocal buffer
-            if buffer:
-                directory.prefetch(buffer)
-                engine.process_many(buffer)  # alerts were written when first raised
-                report.replayed += len(buffer)
-                buffer = []
-
-        with transaction(self.sessions) as s:
-            # Dismissals in the window, applied where they fell between the replayed events.
-            earlier = store_review.dismissals_after(
-                s,
-                platform_id,
-                0,
-                local.review_cursor,
-                not_before=min(since, self.clock() - DISMISSAL_GRACE),
-            )
-            local.applied = {i: at for i, _, at in earlier}
-            dismissed = sorted((at, sender) for _, sender, at in earlier if at >= since)
-            for event in store_events.events_for_replay(s, platform_id, state.checkpoint, since):
-                while dismissed and dismissed[0][0] < event.at:
-                    flush()
-                    engine.acknowledge(dismissed.pop(0)[1])
-                buffer.append(event)
-                if len(buffer) >= self.batch_size:
-                    flush()
-            flush()
-        for _, sender in dismissed:
-            engine.acknowledge(sender)
+        report.replayed += replay(
+            self.sessions,
+            platform_id,
+            engine,
+            directory,
+            local.dismissals,
+            state.checkpoint,
+            since,
+            self.clock(),
+            batch_size=self.batch_size,
+        )
         return local
 
     def _commit(
