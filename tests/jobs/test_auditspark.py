@@ -28,8 +28,7 @@ from tests.audit.test_slices import AS_OF, W, build_world
 
 POLICY = load_policy("cn")
 KEY = DataKey.generate()
-"""One data key for the module: the Spark executors read it from the environment they inherit
-when the session starts."""
+"""One data key for the module, given to the Spark executors in their environment."""
 
 
 @pytest.fixture
@@ -50,21 +49,21 @@ def spark() -> Iterator[Any]:
         pytest.skip("Spark needs Java (none on PATH or in JAVA_HOME)")
     from qinglang.jobs.agescan import spark_session
 
-    before = os.environ.get("QINGLANG_DATA_KEY")
-    os.environ["QINGLANG_DATA_KEY"] = KEY.to_b64()
+    # The executors get the key as a deployment gives it (the JVM, and the Python workers it
+    # starts, may predate this module in this process: its environment is not theirs).
     session = spark_session(
         "local[2]",
-        {"spark.driver.memory": "1g", "spark.default.parallelism": "2"},
+        {
+            "spark.driver.memory": "1g",
+            "spark.default.parallelism": "2",
+            "spark.executorEnv.QINGLANG_DATA_KEY": KEY.to_b64(),
+        },
         app="qinglang-audit-test",
     )
     try:
         yield session
     finally:
         session.stop()
-        if before is None:
-            os.environ.pop("QINGLANG_DATA_KEY", None)
-        else:
-            os.environ["QINGLANG_DATA_KEY"] = before
 
 
 def _one_pass(
