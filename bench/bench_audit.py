@@ -22,6 +22,7 @@ modes must be byte-identical; the script says which files differ if they are not
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import random
@@ -264,6 +265,11 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--decisions", type=int, default=10_000_000)
     ap.add_argument("--keep", action="store_true", help="keep the schema")
+    ap.add_argument(
+        "--reuse",
+        metavar="URL",
+        help="audit a schema kept by --keep (its key in QINGLANG_DATA_KEY); sizes as generated",
+    )
     ap.add_argument("--out", type=Path, default=None, help="where to write the bundles")
     ap.add_argument(
         "--modes",
@@ -279,13 +285,20 @@ def main() -> None:
         ap.error(f"--modes: unknown {', '.join(sorted(unknown))}")
     rng = random.Random(9)
     key = DataKey.generate()
+    if args.reuse:
+        from_env = os.environ.get("QINGLANG_DATA_KEY")
+        if not from_env:
+            ap.error("--reuse needs the schema's QINGLANG_DATA_KEY in the environment")
+        key = DataKey.from_b64(from_env)
+    kept = contextlib.nullcontext(args.reuse) if args.reuse else None
     with (
-        postgres_schema(args.postgres_url, keep=args.keep) as url,
+        kept or postgres_schema(args.postgres_url, keep=args.keep) as url,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        t0 = time.perf_counter()
-        generate(url, key, args.accounts, args.decisions, rng)
-        console.print(f"generated in {time.perf_counter() - t0:.0f} s")
+        if not args.reuse:
+            t0 = time.perf_counter()
+            generate(url, key, args.accounts, args.decisions, rng)
+            console.print(f"generated in {time.perf_counter() - t0:.0f} s")
         if args.keep:
             console.print(f"schema kept: {url}\nQINGLANG_DATA_KEY={key.to_b64()}")
         signing = Path(tmp) / "key.pem"

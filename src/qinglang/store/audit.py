@@ -149,10 +149,11 @@ def load_minors(
     platform_id: int,
     policy: Policy,
     w: Window,
-    ids: Sequence[int] | None = None,
+    among: Any | None = None,
 ) -> Minors:
-    """Read every account with a birth date or an age assessment once (chunked), or only those
-    of `ids`, and keep those under the minor age during the window."""
+    """Read every account with a birth date or an age assessment once, or only those `among`
+    selects (a condition on `Account`, e.g. the accounts a slice names, read in one streamed
+    semi-join), and keep those under the minor age during the window."""
     minor_below = int(policy.require("age.minor_below").value)  # type: ignore[arg-type]
     counting = policy.rule("age.counting", None)
     out = Minors(
@@ -161,54 +162,54 @@ def load_minors(
         platform_id=platform_id,
     )
     today = w.as_of.astimezone(policy.tz).date()
-    wanted = None if ids is None else sorted(set(ids))
-    after = 0
-    for i in itertools.count():
-        where: tuple[Any, ...]
-        if wanted is None:
-            where = (Account.id > after,)
-        elif i * CHUNK < len(wanted):
-            where = (Account.id.in_(wanted[i * CHUNK : (i + 1) * CHUNK]),)
-        else:
-            return out
-        rows = session.execute(
-            select(
-                Account.id,
-                Account.external_id,
-                Account.birth_date,
-                Account.age_source,
-                AgeAssessment.state,
-                AgeAssessment.suspected_child,
-            )
-            .outerjoin(AgeAssessment, AgeAssessment.account_id == Account.id)
-            .where(
-                Account.platform_id == platform_id,
-                *where,
-                # no birth date and no assessment: no age to judge (the rest is read)
-                (Account.birth_date.is_not(None)) | (AgeAssessment.account_id.is_not(None)),
-            )
-            .order_by(Account.id)
-            .limit(CHUNK)
-        ).all()
-        if not rows and wanted is None:
-            return out
-        after = int(rows[-1][0]) if rows else after
-        for aid, ext, born, source, state, suspected_child in rows:
-            suspected = suspected_age_of(state, suspected_child)
-            if born is None and suspected is None:
-                continue
-            birth, _ = effective_age(born, source, suspected, today)
-            if birth is None:
-                continue
-            if (
-                age_at(birth, w.start, policy.tz, counts_from_day_after=out.day_after)
-                >= minor_below
-            ):
-                continue
-            out.birth[int(aid)] = birth
-            out.by_external[str(ext)] = int(aid)
-            out.external[int(aid)] = str(ext)
+    stmt = (
+        select(
+            Account.id,
+            Account.external_id,
+            Account.birth_date,
+            Account.age_source,
+            AgeAssessment.state,
+            AgeAssessment.suspected_child,
+        )
+        .outerjoin(AgeAssessment, AgeAssessment.account_id == Account.id)
+        .where(
+            Account.platform_id == platform_id,
+            # no birth date and no assessment: no age to judge (the rest is read)
+            (Account.birth_date.is_not(None)) | (AgeAssessment.account_id.is_not(None)),
+        )
+    )
+    if among is not None:
+        rows: Iterable[Any] = session.execute(
+            stmt.where(among).execution_options(yield_per=CHUNK * 4)
+        )
+    else:
+        rows = _keyset(session, stmt)
+    for aid, ext, born, source, state, suspected_child in rows:
+        suspected = suspected_age_of(state, suspected_child)
+        if born is None and suspected is None:
+            continue
+        birth, _ = effective_age(born, source, suspected, today)
+        if birth is None:
+            continue
+        if age_at(birth, w.start, policy.tz, counts_from_day_after=out.day_after) >= minor_below:
+            continue
+        out.birth[int(aid)] = birth
+        out.by_external[str(ext)] = int(aid)
+        out.external[int(aid)] = str(ext)
     return out
+
+
+def _keyset(session: Session, stmt: Any) -> Iterator[Any]:
+    """The accounts `stmt` selects, in id order, CHUNK at a time (each chunk its own query)."""
+    after = 0
+    while True:
+        rows = session.execute(
+            stmt.where(Account.id > after).order_by(Account.id).limit(CHUNK)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        after = int(rows[-1][0])
 
 
 def minors_table(session: Session, minors: Minors) -> Table:
@@ -1110,13 +1111,10 @@ def read_slice(
     """One slice's per-minor figures: the minor candidates among the accounts the slice names
     are read, then the slice's rows judged as in `per_minor`."""
     _, account, where = _slice_table(piece.part, platform_id, w, (piece.lo, piece.hi))
-    named = [v for v in session.execute(select(account).where(*where).distinct()).scalars() if v]
-    ids: list[int]
-    if piece.part in ("messages", "impressions"):
-        ids = list(account_ids(session, platform_id, sorted({str(v) for v in named})).values())
-    else:
-        ids = [int(v) for v in named]
-    minors = load_minors(session, platform_id, policy, w, ids)
+    named = select(account).where(*where)
+    by_name = piece.part in ("messages", "impressions")  # events name accounts by external id
+    among = Account.external_id.in_(named) if by_name else Account.id.in_(named)
+    minors = load_minors(session, platform_id, policy, w, among)
     keys = (piece.lo, piece.hi)
     out = PerMinor()
     try:
