@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from qinglang.policy import Policy, PolicyError
@@ -157,90 +157,87 @@ def _ids(session: Session, stmt: Any) -> list[int]:
 
 
 def _overdue_events(
-    session: Session, platform_id: int, cutoff: datetime, at: datetime, actioned_days: int
-) -> tuple[list[int], dict[str, int]]:
-    """Ids of the platform's events received before `cutoff` that may go, and how many were
-    kept by reason: not yet processed by the risk consumer, or evidence an alert holds."""
+    session: Session,
+    platform_id: int,
+    cutoff: datetime,
+    at: datetime,
+    actioned_days: int,
+    keep_ids: bool = True,
+) -> tuple[list[int], int, dict[str, int]]:
+    """The platform's events received before `cutoff` that may go (their ids, unless
+    `keep_ids` is false, and how many), and how many were kept by reason: not yet processed by
+    the risk consumer, or evidence an alert holds. The events are streamed, not held."""
     checkpoint = session.scalar(
         select(RiskConsumer.checkpoint).where(RiskConsumer.platform_id == platform_id)
     )
     done = int(checkpoint or 0)
     rows = session.execute(
-        select(StoredEvent.id, StoredEvent.seq, StoredEvent.event_id).where(
-            StoredEvent.platform_id == platform_id, StoredEvent.received_at < cutoff
-        )
-    ).all()
+        select(StoredEvent.id, StoredEvent.seq, StoredEvent.event_id)
+        .where(StoredEvent.platform_id == platform_id, StoredEvent.received_at < cutoff)
+        .execution_options(yield_per=10_000)
+    )
     counts = dict.fromkeys(("unprocessed", *HOLD_REASONS), 0)
-    counts["unprocessed"] = sum(1 for r in rows if r.seq > done)
-    processed = [r for r in rows if r.seq <= done]
-    evidence = held_evidence(session, platform_id, at, actioned_days) if processed else {}
+    evidence: dict[str, str] | None = None
     ids: list[int] = []
-    for r in processed:
+    n = 0
+    for r in rows:
+        if r.seq > done:
+            counts["unprocessed"] += 1
+            continue
+        if evidence is None:  # read once, and only if some processed event is overdue
+            evidence = held_evidence(session, platform_id, at, actioned_days)
         reason = evidence.get(r.event_id)
         if reason is None:
-            ids.append(int(r.id))
+            n += 1
+            if keep_ids:
+                ids.append(int(r.id))
         else:
             counts[reason] += 1
-    return ids, {k: n for k, n in counts.items() if n}
+    return ids, n, {k: v for k, v in counts.items() if v}
 
 
-def _overdue(session: Session, platform_id: int, category: str, cutoff: datetime) -> list[int]:
-    """Ids of the platform's rows of `category` whose retention ended before `cutoff`."""
+def _overdue(platform_id: int, category: str, cutoff: datetime) -> Any:
+    """The ids of the platform's rows of `category` whose retention ended before `cutoff`
+    (a select)."""
     if category == "decision_logs":
-        return _ids(
-            session,
-            select(DecisionLog.id).where(
-                DecisionLog.platform_id == platform_id, DecisionLog.at < cutoff
-            ),
+        return select(DecisionLog.id).where(
+            DecisionLog.platform_id == platform_id, DecisionLog.at < cutoff
         )
     if category == "closed_rights_requests":
-        return _ids(
-            session,
-            select(RightsRequest.id).where(
-                RightsRequest.platform_id == platform_id,
-                RightsRequest.status.in_(("completed", "refused")),
-                RightsRequest.closed_at.is_not(None),
-                RightsRequest.closed_at < cutoff,
-            ),
+        return select(RightsRequest.id).where(
+            RightsRequest.platform_id == platform_id,
+            RightsRequest.status.in_(("completed", "refused")),
+            RightsRequest.closed_at.is_not(None),
+            RightsRequest.closed_at < cutoff,
         )
     if category == "inactive_consents":
-        return _ids(
-            session,
-            select(Consent.id).where(
-                Consent.platform_id == platform_id,
-                Consent.status.in_(("refused", "withdrawn")),
-                Consent.decided_at < cutoff,
-            ),
+        return select(Consent.id).where(
+            Consent.platform_id == platform_id,
+            Consent.status.in_(("refused", "withdrawn")),
+            Consent.decided_at < cutoff,
         )
     if category == "revoked_guardian_links":
-        return _ids(
-            session,
+        return (
             select(GuardianLink.id)
             .join(Guardian, Guardian.id == GuardianLink.guardian_id)
             .where(
                 Guardian.platform_id == platform_id,
                 GuardianLink.revoked_at.is_not(None),
                 GuardianLink.revoked_at < cutoff,
-            ),
+            )
         )
     if category == "unlinked_guardians":
-        return _ids(
-            session,
-            select(Guardian.id).where(
-                Guardian.platform_id == platform_id,
-                Guardian.updated_at < cutoff,
-                ~exists().where(GuardianLink.guardian_id == Guardian.id),
-                ~exists().where(Consent.guardian_id == Guardian.id),
-            ),
+        return select(Guardian.id).where(
+            Guardian.platform_id == platform_id,
+            Guardian.updated_at < cutoff,
+            ~exists().where(GuardianLink.guardian_id == Guardian.id),
+            ~exists().where(Consent.guardian_id == Guardian.id),
         )
     if category == "cancelled_accounts":
-        return _ids(
-            session,
-            select(Account.id).where(
-                Account.platform_id == platform_id,
-                Account.cancelled_at.is_not(None),
-                Account.cancelled_at < cutoff,
-            ),
+        return select(Account.id).where(
+            Account.platform_id == platform_id,
+            Account.cancelled_at.is_not(None),
+            Account.cancelled_at < cutoff,
         )
     raise ValueError(f"unknown retention category {category!r}")
 
@@ -278,13 +275,20 @@ def run_retention(
         cutoff = at - timedelta(days=days)
         held: dict[str, int] = {}
         hold_rules: dict[str, int] = {}
+        ids: list[int] = []
         if category == "events":
             keep_days, keep_rule = _days(policy, ACTIONED_EVIDENCE)
-            ids, held = _overdue_events(session, platform.id, cutoff, at, keep_days)
+            ids, n, held = _overdue_events(
+                session, platform.id, cutoff, at, keep_days, keep_ids=not dry_run
+            )
             hold_rules[keep_rule] = keep_days
+        elif dry_run:  # counted in the database, nothing held in memory
+            stmt = _overdue(platform.id, category, cutoff)
+            n = int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
         else:
-            ids = _overdue(session, platform.id, category, cutoff)
-        result = CategoryResult(category, rule_id, days, cutoff, len(ids), held, hold_rules)
+            ids = _ids(session, _overdue(platform.id, category, cutoff))
+            n = len(ids)
+        result = CategoryResult(category, rule_id, days, cutoff, n, held, hold_rules)
         plan.append((result, ids))
     results = [r for r, _ in plan]
     if dry_run:
