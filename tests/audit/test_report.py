@@ -199,6 +199,16 @@ def test_write_report_without_evidence(sample_result: AuditResult, tmp_path: Pat
     assert not (tmp_path / "evidence").exists()
 
 
+def test_write_report_without_pdf_writes_the_rest_the_same(
+    sample_result: AuditResult, tmp_path: Path
+) -> None:
+    full = write_report(sample_result, tmp_path / "full")
+    short = write_report(sample_result, tmp_path / "short", pdf=False)
+    assert [p.name for p in full if p.name != "report.pdf"] == [p.name for p in short]
+    for a, b in zip((p for p in full if p.name != "report.pdf"), short, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
 @pytest.mark.parametrize("name", ["../escape", "Upper", "with space", ""])
 def test_write_report_rejects_bad_evidence_names(
     sample_result: AuditResult, tmp_path: Path, name: str

@@ -458,16 +458,18 @@ def _check_names(tables: Sequence[EvidenceTable]) -> None:
         seen.add(table.name)
 
 
-def write_report(result: AuditResult, out: Path, evidence: bool = True) -> list[Path]:
-    """Write report.html, report.pdf, result.json and evidence/*.csv|json; return them sorted."""
+def write_report(
+    result: AuditResult, out: Path, evidence: bool = True, pdf: bool = True
+) -> list[Path]:
+    """Write report.html, report.pdf (unless not `pdf`), result.json and evidence/*.csv|json;
+    return them sorted."""
     _check_names(result.evidence)
     out.mkdir(parents=True, exist_ok=True)
     html = render_html(result)
-    files: dict[Path, bytes] = {
-        out / "report.html": html.encode("utf-8"),
-        out / "report.pdf": render_pdf(html),
-        out / "result.json": result_json(result),
-    }
+    files: dict[Path, bytes] = {out / "report.html": html.encode("utf-8")}
+    if pdf:
+        files[out / "report.pdf"] = render_pdf(html)
+    files[out / "result.json"] = result_json(result)
     if evidence:
         for table in result.evidence:
             files[out / "evidence" / f"{table.name}.csv"] = evidence_csv(table)
