@@ -110,6 +110,17 @@ def window(
     return Window(start, min(end, as_of), as_of)
 
 
+def _in_window(
+    mine: Any, at: Any, w: Window, key: Any, keys: KeyRange | None, *more: Any
+) -> tuple[Any, ...]:
+    """Conditions: the platform's rows (`mine`), `more`, `at` in the window, and `key` in the
+    range `keys` if given (a slice)."""
+    where: tuple[Any, ...] = (mine, *more, at >= w.start, at < w.end)
+    if keys is not None:
+        where += (key >= keys[0], key < keys[1])
+    return where
+
+
 # ---------------------------------------------------------------- who can be a minor
 
 
@@ -342,14 +353,8 @@ class Processing:
 
 def _processing_where(platform_id: int, w: Window, ids: KeyRange | None) -> tuple[Any, ...]:
     """The platform's processing records in the window (and in the id range, if given)."""
-    where: tuple[Any, ...] = (
-        ProcessingRecord.platform_id == platform_id,
-        ProcessingRecord.at >= w.start,
-        ProcessingRecord.at < w.end,
-    )
-    if ids is not None:
-        where += (ProcessingRecord.id >= ids[0], ProcessingRecord.id < ids[1])
-    return where
+    r = ProcessingRecord
+    return _in_window(r.platform_id == platform_id, r.at, w, r.id, ids)
 
 
 def processing(
@@ -525,15 +530,8 @@ def _events_where(
     platform_id: int, kind: str, w: Window, seqs: KeyRange | None = None
 ) -> tuple[Any, ...]:
     """The platform's events of `kind` in the window (and in the sequence range, if given)."""
-    where: tuple[Any, ...] = (
-        StoredEvent.platform_id == platform_id,
-        StoredEvent.kind == kind,
-        StoredEvent.at >= w.start,
-        StoredEvent.at < w.end,
-    )
-    if seqs is not None:
-        where += (StoredEvent.seq >= seqs[0], StoredEvent.seq < seqs[1])
-    return where
+    e = StoredEvent
+    return _in_window(e.platform_id == platform_id, e.at, w, e.seq, seqs, e.kind == kind)
 
 
 def _events_about_minors(
@@ -625,15 +623,8 @@ def contact_messages(
 
 def _contact_decisions_where(platform_id: int, w: Window, ids: KeyRange | None) -> tuple[Any, ...]:
     """The platform's logged contact decisions in the window (and in the id range, if given)."""
-    where: tuple[Any, ...] = (
-        DecisionLog.platform_id == platform_id,
-        DecisionLog.kind == "contact",
-        DecisionLog.at >= w.start,
-        DecisionLog.at < w.end,
-    )
-    if ids is not None:
-        where += (DecisionLog.id >= ids[0], DecisionLog.id < ids[1])
-    return where
+    d = DecisionLog
+    return _in_window(d.platform_id == platform_id, d.at, w, d.id, ids, d.kind == "contact")
 
 
 def contact_decisions(
@@ -973,14 +964,8 @@ def encrypted_at_rest(session: Session, platform_id: int, limit: int = 200) -> t
 
 def _games_where(platform_id: int, w: Window, ids: KeyRange | None) -> tuple[Any, ...]:
     """The platform's game sessions started in the window (and in the id range, if given)."""
-    where: tuple[Any, ...] = (
-        GameSession.platform_id == platform_id,
-        GameSession.started_at >= w.start,
-        GameSession.started_at < w.end,
-    )
-    if ids is not None:
-        where += (GameSession.id >= ids[0], GameSession.id < ids[1])
-    return where
+    g = GameSession
+    return _in_window(g.platform_id == platform_id, g.started_at, w, g.id, ids)
 
 
 def game_sessions(
