@@ -6,7 +6,6 @@ connect or have no data key make the run fail with one line."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from qinglang.store import audit as store_audit
 from qinglang.store.crypto import DataKey, DataKeyError
 from qinglang.store.models import Platform
 from tests.audit.test_slices import AS_OF, W, build_world
+from tests.jobs.test_scanspark import _java
 
 POLICY = load_policy("cn")
 ROWS = 25
@@ -37,11 +37,6 @@ KEY = DataKey.generate()
 def data_key() -> DataKey:
     """The module's key (the executors have it), not a fresh one per test."""
     return KEY
-
-
-def _java() -> bool:
-    home = os.environ.get("JAVA_HOME")
-    return shutil.which("java") is not None or bool(home and Path(home, "bin", "java").exists())
 
 
 @pytest.fixture(scope="module")

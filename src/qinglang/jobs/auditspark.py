@@ -33,6 +33,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from qinglang.audit.run import PerMinorReader
 from qinglang.policy import Policy
 from qinglang.store import audit as store_audit
 from qinglang.store.crypto import DataKeyError, KeyRing, key_path_for_sqlite, keyring_of
@@ -47,7 +48,6 @@ KEY_HINT: Final = (
     "set QINGLANG_DATA_KEY in the executors' environment (spark.executorEnv.QINGLANG_DATA_KEY)"
 )
 
-Reader = Callable[[Session, Platform, Policy, store_audit.Window], store_audit.PerMinor]
 ProgressFn = Callable[[int, int], None]
 """Called with (slices done, slices in all)."""
 
@@ -77,7 +77,7 @@ def spark_reader(
     rows: int = DEFAULT_SLICE_ROWS,
     conf: dict[str, str] | None = None,
     progress: ProgressFn | None = None,
-) -> Reader:
+) -> PerMinorReader:
     """A reader of the per-minor evidence (for `qinglang.audit.run.audit`) that runs one Spark
     task per slice of about `rows` rows; `spark` is a master URL (a session is started and
     stopped) or a running session."""
